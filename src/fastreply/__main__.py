@@ -1,0 +1,8 @@
+"""``python -m fastreply``: the same as the ``fastreply`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

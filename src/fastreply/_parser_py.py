@@ -1,0 +1,489 @@
+"""Pure-Python implementation of the reply parser: the readable reference.
+
+The compiled module ``fastreply._parser_c`` implements exactly the same
+behaviour (the test suite runs every test against both, and a differential
+test feeds both the same random streams); when the two disagree, this module
+says what is right.
+
+Wire rules (RFC 5321 section 4.2, lenient where real servers are sloppy):
+
+* a line ends with CRLF; a bare LF is accepted unless ``strict``; a CR that is
+  not followed by LF is part of the text;
+* a line is three ASCII digits followed by ``-`` (more lines follow), a space
+  (last line) or the line end (last line, bare code);
+* the first digit is 1-5 (``strict``: 2-5, then 0-5, then 0-9, as the ABNF);
+* lines of one reply with different codes: the last line's code wins
+  (``strict``: :class:`~fastreply.errors.InconsistentReply`);
+* text is kept byte for byte, minus the separator and the line end.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Iterable
+
+from .errors import (
+    IncompleteReply,
+    InconsistentReply,
+    LineTooLong,
+    MalformedReply,
+    ReplyError,
+    TooManyLines,
+)
+
+if TYPE_CHECKING:
+    from .enhanced import EnhancedStatus
+
+__all__ = ["Reply", "ReplyParser", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
+
+#: Longest accepted line, counted with its line end (smtplib's ``_MAXLINE``).
+DEFAULT_MAX_LINE_LENGTH = 8192
+#: Most lines accepted in one reply.
+DEFAULT_MAX_REPLY_LINES = 1000
+
+_CR = 0x0D
+_LF = 0x0A
+_DIGITS = frozenset(b"0123456789")
+_LENIENT_FIRST = frozenset(b"12345")
+_STRICT_FIRST = frozenset(b"2345")
+_STRICT_SECOND = frozenset(b"012345")
+
+_enhanced_parse: Any = None
+
+
+def _reply_types() -> tuple[type, ...]:
+    return _REPLY_TYPES
+
+
+class Reply:
+    """One complete SMTP reply: a code and its lines of text.
+
+    ``Reply(250, (b"mx.example.org", b"PIPELINING"))`` builds one by hand;
+    the parser builds them from the wire.  Replies are immutable, hashable,
+    comparable and picklable; the text is kept exactly as it was received.
+    """
+
+    __slots__ = ("_code", "_lines", "_raw")
+
+    _code: int
+    _lines: tuple[bytes, ...]
+    _raw: bytes | None
+
+    def __init__(self, code: int, lines: Iterable[bytes]) -> None:
+        self._code, self._lines = _check_reply_args(code, lines)
+        self._raw = None
+
+    @classmethod
+    def _from_wire(cls, code: int, lines: tuple[bytes, ...], raw: bytes) -> Reply:
+        reply = cls.__new__(cls)
+        reply._code = code
+        reply._lines = lines
+        reply._raw = raw
+        return reply
+
+    @property
+    def code(self) -> int:
+        """The three-digit reply code (of the last line, when lines differ)."""
+        return self._code
+
+    @property
+    def lines(self) -> tuple[bytes, ...]:
+        """The text of each line, without code, separator and line end."""
+        return self._lines
+
+    @property
+    def raw(self) -> bytes:
+        """The reply exactly as received (``to_bytes()`` for hand-made replies)."""
+        if self._raw is None:
+            return self.to_bytes()
+        return self._raw
+
+    @property
+    def text(self) -> bytes:
+        """The lines joined by ``b"\\n"``: the message ``smtplib`` returns."""
+        return b"\n".join(self._lines)
+
+    @property
+    def message(self) -> str:
+        """:attr:`text` decoded as UTF-8; undecodable bytes are kept as
+        surrogate escapes, so ``message.encode("utf-8", "surrogateescape")``
+        gives the bytes back."""
+        return b"\n".join(self._lines).decode("utf-8", "surrogateescape")
+
+    @property
+    def is_multiline(self) -> bool:
+        """True when the reply has more than one line."""
+        return len(self._lines) > 1
+
+    @property
+    def is_preliminary(self) -> bool:
+        """1yz: positive preliminary (not used by SMTP proper)."""
+        return 100 <= self._code < 200
+
+    @property
+    def is_positive(self) -> bool:
+        """2yz: positive completion, the command succeeded."""
+        return 200 <= self._code < 300
+
+    @property
+    def is_intermediate(self) -> bool:
+        """3yz: positive intermediate, send more (``354`` after DATA)."""
+        return 300 <= self._code < 400
+
+    @property
+    def is_transient(self) -> bool:
+        """4yz: transient negative, try again later."""
+        return 400 <= self._code < 500
+
+    @property
+    def is_permanent(self) -> bool:
+        """5yz: permanent negative, do not repeat as is."""
+        return 500 <= self._code < 600
+
+    @property
+    def enhanced(self) -> EnhancedStatus | None:
+        """The RFC 3463 enhanced status code at the start of the text, if any."""
+        global _enhanced_parse
+        if _enhanced_parse is None:
+            from .enhanced import parse_enhanced
+
+            _enhanced_parse = parse_enhanced
+        result: EnhancedStatus | None = _enhanced_parse(self._code, self._lines[0])
+        return result
+
+    def to_bytes(self) -> bytes:
+        """The reply in canonical wire form: CRLF line ends, ``-`` on every
+        line but the last, no separator after a bare code."""
+        return _canonical(self._code, self._lines)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _reply_types()):
+            return NotImplemented
+        return self._code == other.code and self._lines == other.lines  # type: ignore[attr-defined]
+
+    def __ne__(self, other: object) -> bool:
+        result = self.__eq__(other)
+        if result is NotImplemented:
+            return result
+        return not result
+
+    def __hash__(self) -> int:
+        return hash((self._code, self._lines))
+
+    def __repr__(self) -> str:
+        return f"Reply({self._code}, {self._lines!r})"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from ._parser import _restore_reply
+
+        return (_restore_reply, (self._code, self._lines, self._raw))
+
+
+_REPLY_TYPES: tuple[type, ...] = (Reply,)
+
+
+def _set_reply_types(types: tuple[type, ...]) -> None:
+    """Let replies of both implementations compare equal (set by the selector)."""
+    global _REPLY_TYPES
+    _REPLY_TYPES = types
+
+
+def _check_reply_args(code: object, lines: Iterable[bytes]) -> tuple[int, tuple[bytes, ...]]:
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"reply code must be an int, not {type(code).__name__}")
+    if not 0 <= code <= 999:
+        raise ValueError(f"reply code must have three digits (0-999), got {code}")
+    if isinstance(lines, (bytes, bytearray, memoryview, str)):
+        raise TypeError("lines must be an iterable of bytes, not a single string")
+    checked = []
+    for index, line in enumerate(lines):
+        if not isinstance(line, (bytes, bytearray, memoryview)):
+            raise TypeError(f"line {index} must be bytes, not {type(line).__name__}")
+        line = bytes(line)
+        if b"\n" in line:
+            raise ValueError(f"line {index} contains a line feed: {line[:80]!r}")
+        checked.append(line)
+    if not checked:
+        raise ValueError("a reply has at least one line (use b'' for a bare code)")
+    return code, tuple(checked)
+
+
+def _canonical(code: int, lines: tuple[bytes, ...]) -> bytes:
+    prefix = b"%03d" % code
+    last = len(lines) - 1
+    out = []
+    for index, text in enumerate(lines):
+        if index < last:
+            out.append(prefix + b"-" + text + b"\r\n")
+        elif text:
+            out.append(prefix + b" " + text + b"\r\n")
+        else:
+            out.append(prefix + b"\r\n")
+    return b"".join(out)
+
+
+class ReplyParser:
+    """Sans-IO streaming parser of SMTP replies.
+
+    Feed it bytes as they arrive, in chunks of any size; each call to
+    :meth:`feed` returns the replies those bytes completed, in order.
+    At end of stream call :meth:`close`, which raises
+    :class:`~fastreply.errors.IncompleteReply` if a reply was cut short.
+
+    Args:
+        max_line_length: longest accepted line, counted with its line end.
+        max_reply_lines: most lines accepted in one reply.
+        strict: follow RFC 5321 exactly (CRLF only, reply codes 200-559 per
+            the ABNF, the same code on every line of a reply).
+    """
+
+    __slots__ = (
+        "_max_line_length",
+        "_max_reply_lines",
+        "_strict",
+        "_buf",
+        "_offset",
+        "_reply_start",
+        "_line_start",
+        "_scan",
+        "_texts",
+        "_first_code",
+        "_last_code",
+        "_error",
+    )
+
+    def __init__(
+        self,
+        *,
+        max_line_length: int = DEFAULT_MAX_LINE_LENGTH,
+        max_reply_lines: int = DEFAULT_MAX_REPLY_LINES,
+        strict: bool = False,
+    ) -> None:
+        self._max_line_length = _check_limit("max_line_length", max_line_length, 4)
+        self._max_reply_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        self._strict = bool(strict)
+        self.reset()
+
+    @property
+    def max_line_length(self) -> int:
+        return self._max_line_length
+
+    @property
+    def max_reply_lines(self) -> int:
+        return self._max_reply_lines
+
+    @property
+    def strict(self) -> bool:
+        return self._strict
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes are held, waiting for the rest of a reply."""
+        return len(self._buf)
+
+    @property
+    def offset(self) -> int:
+        """Stream offset of the next byte to be fed (bytes fed since reset)."""
+        return self._offset + len(self._buf)
+
+    def reset(self) -> None:
+        """Forget everything: buffered bytes, offsets and any error."""
+        self._buf = bytearray()
+        self._offset = 0  # stream offset of self._buf[0]
+        self._reply_start = 0  # start of the reply being read, in self._buf
+        self._line_start = 0  # start of the line being read, in self._buf
+        self._scan = 0  # where to look for the next LF, in self._buf
+        self._texts: list[bytes] = []
+        self._first_code = -1
+        self._last_code = -1
+        self._error: ReplyError | None = None
+
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Reply]:
+        """Parse ``data`` (the next bytes of the stream) and return the replies
+        it completed, in order.  An incomplete reply stays buffered."""
+        replies: list[Reply] = []
+        self._feed(data, replies)
+        return replies
+
+    def feed_codes(self, data: bytes | bytearray | memoryview) -> list[int]:
+        """Like :meth:`feed`, but return only the code of each completed reply
+        (for callers that need nothing else; the compiled parser then builds
+        no :class:`Reply` objects)."""
+        replies: list[Reply] = []
+        try:
+            self._feed(data, replies)
+        except ReplyError as exc:
+            exc.replies = [reply.code for reply in exc.replies]
+            raise
+        return [reply.code for reply in replies]
+
+    def close(self) -> None:
+        """Declare the end of the stream; raise
+        :class:`~fastreply.errors.IncompleteReply` if a reply was cut short."""
+        if self._error is not None:
+            raise self._stopped()
+        if self._buf:
+            buffered = len(self._buf)
+            self._fail(
+                IncompleteReply,
+                f"stream ended inside a reply ({buffered} bytes buffered)",
+                self._reply_start,
+                _first_line(self._buf, self._reply_start),
+                [],
+            )
+
+    # -- internals --------------------------------------------------------
+
+    def _stopped(self) -> ReplyError:
+        error = self._error
+        assert error is not None
+        return type(error)(
+            f"parser stopped by an earlier error ({error.reason}); call reset()",
+            offset=error.offset,
+            line=error.line,
+        )
+
+    def _fail(
+        self,
+        cls: type[ReplyError],
+        reason: str,
+        start: int,
+        line: bytes | bytearray,
+        replies: list[Any],
+    ) -> None:
+        error = cls(reason, offset=self._offset + start, line=bytes(line), replies=replies)
+        self._error = error
+        raise error
+
+    def _feed(self, data: bytes | bytearray | memoryview, replies: list[Reply]) -> None:
+        if self._error is not None:
+            raise self._stopped()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+            )
+        buf = self._buf
+        buf += data
+        max_line = self._max_line_length
+        while True:
+            line_start = self._line_start
+            end = buf.find(b"\n", self._scan)
+            if end < 0:
+                self._scan = len(buf)
+                if self._scan - line_start >= max_line:
+                    # Whatever comes next, this line cannot end within the limit.
+                    self._fail(
+                        LineTooLong,
+                        f"line longer than max_line_length={max_line} bytes",
+                        line_start,
+                        buf[line_start : line_start + max_line],
+                        replies,
+                    )
+                break
+            self._line_start = self._scan = end + 1
+            if self._line(buf, line_start, end, replies):
+                # A reply is complete.
+                raw = bytes(buf[self._reply_start : end + 1])
+                replies.append(Reply._from_wire(self._last_code, tuple(self._texts), raw))
+                self._texts = []
+                self._first_code = -1
+                self._reply_start = end + 1
+        # Drop what has been consumed; keep the incomplete reply.
+        consumed = self._reply_start
+        if consumed:
+            del buf[:consumed]
+            self._offset += consumed
+            self._reply_start = 0
+            self._line_start -= consumed
+            self._scan -= consumed
+
+    def _line(self, buf: bytearray, start: int, lf: int, replies: list[Reply]) -> bool:
+        """Check the line ``buf[start:lf+1]``; keep its text; tell whether it
+        is the last line of its reply."""
+        length = lf + 1 - start
+        if length > self._max_line_length:
+            self._fail(
+                LineTooLong,
+                f"line of {length} bytes is longer than "
+                f"max_line_length={self._max_line_length}",
+                start,
+                buf[start : lf + 1],
+                replies,
+            )
+        end = lf
+        if end > start and buf[end - 1] == _CR:
+            end -= 1
+        elif self._strict:
+            self._fail(
+                MalformedReply, "line ends with a bare LF (strict mode needs CRLF)",
+                start, buf[start : lf + 1], replies,
+            )
+        size = end - start
+        digits = buf[start : start + 3]
+        if size < 3 or not _DIGITS.issuperset(digits):
+            self._fail(
+                MalformedReply, "line does not start with a three-digit reply code",
+                start, buf[start : lf + 1], replies,
+            )
+        if size == 3:
+            last = True
+        else:
+            separator = buf[start + 3]
+            if separator == 0x2D:  # "-"
+                last = False
+            elif separator == 0x20:  # " "
+                last = True
+            else:
+                self._fail(
+                    MalformedReply,
+                    "reply code is followed by neither '-', ' ' nor the line end",
+                    start, buf[start : lf + 1], replies,
+                )
+        if self._strict:
+            if (
+                digits[0] not in _STRICT_FIRST
+                or digits[1] not in _STRICT_SECOND
+            ):
+                self._fail(
+                    MalformedReply,
+                    f"reply code {digits.decode()} is outside the RFC 5321 range "
+                    "(first digit 2-5, second 0-5)",
+                    start, buf[start : lf + 1], replies,
+                )
+        elif digits[0] not in _LENIENT_FIRST:
+            self._fail(
+                MalformedReply,
+                f"reply code {digits.decode()} does not start with a digit 1-5",
+                start, buf[start : lf + 1], replies,
+            )
+        code = int(digits)
+        if self._first_code < 0:
+            self._first_code = code
+        elif self._strict and code != self._first_code:
+            self._fail(
+                InconsistentReply,
+                f"line has code {code} but the reply started with {self._first_code}",
+                start, buf[start : lf + 1], replies,
+            )
+        texts = self._texts
+        texts.append(bytes(buf[start + 4 : end]) if size > 3 else b"")
+        if not last and len(texts) >= self._max_reply_lines:
+            self._fail(
+                TooManyLines,
+                f"reply continues past max_reply_lines={self._max_reply_lines} lines",
+                start, buf[start : lf + 1], replies,
+            )
+        self._last_code = code
+        return last
+
+
+def _check_limit(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be at least {minimum}, got {value}")
+    return value
+
+
+def _first_line(buf: bytearray, start: int) -> bytes:
+    end = buf.find(b"\n", start)
+    return bytes(buf[start:] if end < 0 else buf[start : end + 1])
