@@ -399,14 +399,13 @@ class ReplyParser:
     def _line(self, buf: bytearray, start: int, lf: int, replies: list[Reply]) -> bool:
         """Check the line ``buf[start:lf+1]``; keep its text; tell whether it
         is the last line of its reply."""
-        length = lf + 1 - start
-        if length > self._max_line_length:
+        max_line = self._max_line_length
+        if lf + 1 - start > max_line:
             self._fail(
                 LineTooLong,
-                f"line of {length} bytes is longer than "
-                f"max_line_length={self._max_line_length}",
+                f"line longer than max_line_length={max_line} bytes",
                 start,
-                buf[start : lf + 1],
+                buf[start : start + max_line],
                 replies,
             )
         end = lf

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Create (or reuse) a virtual environment and install fastreply into it from
+# this checkout, compiling the Cython extension, plus the test requirements.
+#
+#   ci/setup.sh [VENV]        (default: .venv-ci; PYTHON selects the interpreter)
+#
+# The extension is required: if it does not compile, pip fails and so does
+# this script.  Prints the venv's python path on its last line.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV="${1:-.venv-ci}"
+PYTHON="${PYTHON:-python3}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PYTHON" -m venv "$VENV"
+fi
+PY="$VENV/bin/python"
+"$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+"$PY" -m pip install --quiet --disable-pip-version-check -r ci/requirements-test.txt >&2
+# A regular (non-editable) install: the tests run against the installed
+# package, as users get it.  --force-reinstall rebuilds from this tree.
+"$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps . >&2
+"$PY" - <<'PYEOF' >&2
+import fastreply, fastreply._parser_c as c
+print(f"fastreply {fastreply.__version__}: implementation={fastreply.IMPLEMENTATION}, compiled module {c.__file__}")
+assert fastreply.IMPLEMENTATION == "cython", "the compiled module is not in use"
+PYEOF
+echo "$PY"

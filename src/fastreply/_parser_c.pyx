@@ -1,0 +1,563 @@
+# cython: language_level=3
+"""Compiled implementation of the reply parser.
+
+Same public surface and behaviour as :mod:`fastreply._parser_py` (the
+reference).  The hot loop works on a ``const char*`` into the caller's
+buffer: a complete reply is copied once, into the ``bytes`` object that the
+:class:`Reply` keeps; its lines are split only when someone asks for them.
+Only an incomplete reply at the end of a chunk is copied into the parser's
+own buffer, whose size the limits bound.
+"""
+
+cimport cython
+from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
+from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
+from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from libc.string cimport memchr, memcpy
+
+from fastreply._parser_py import (
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_REPLY_LINES,
+    _canonical,
+    _check_limit,
+    _check_reply_args,
+)
+from fastreply.errors import (
+    IncompleteReply,
+    InconsistentReply,
+    LineTooLong,
+    MalformedReply,
+    ReplyError,
+    TooManyLines,
+)
+
+__all__ = ["Reply", "ReplyParser", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
+
+cdef bytes EMPTY = b""
+cdef object _enhanced_parse = None
+cdef tuple _REPLY_TYPES = ()
+
+# Results of _check_line: 1 and 0 are "last line" / "more lines follow".
+cdef enum:
+    ERR_TOO_LONG = -1
+    ERR_BARE_LF = -2
+    ERR_NO_CODE = -3
+    ERR_SEPARATOR = -4
+    ERR_STRICT_RANGE = -5
+    ERR_RANGE = -6
+    ERR_INCONSISTENT = -7
+    ERR_TOO_MANY = -8
+
+# Give the parser buffer back to the allocator when a reply this big is done.
+cdef Py_ssize_t KEEP_CAPACITY = 64 * 1024
+
+
+def _set_reply_types(tuple types):
+    """Let replies of both implementations compare equal (set by the selector)."""
+    global _REPLY_TYPES
+    _REPLY_TYPES = types
+
+
+cdef tuple _split_raw(bytes raw):
+    """The text of each line of a validated wire reply."""
+    cdef const char* p = PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t start = 0, lf, end
+    cdef const char* q
+    cdef list texts = []
+    while start < n:
+        q = <const char*>memchr(p + start, b'\n', <size_t>(n - start))
+        lf = (q - p) if q != NULL else n
+        end = lf
+        if end > start and p[end - 1] == b'\r':
+            end -= 1
+        if end - start > 3:
+            texts.append(PyBytes_FromStringAndSize(p + start + 4, end - start - 4))
+        else:
+            texts.append(EMPTY)
+        start = lf + 1
+    return tuple(texts)
+
+
+@cython.final
+@cython.freelist(128)
+cdef class Reply:
+    """One complete SMTP reply: a code and its lines of text.
+
+    ``Reply(250, (b"mx.example.org", b"PIPELINING"))`` builds one by hand;
+    the parser builds them from the wire.  Replies are immutable, hashable,
+    comparable and picklable; the text is kept exactly as it was received.
+    """
+
+    cdef readonly int code
+    cdef tuple _lines
+    cdef bytes _raw
+
+    def __init__(self, code, lines):
+        self.code, self._lines = _check_reply_args(code, lines)
+        self._raw = None
+
+    @classmethod
+    def _from_wire(cls, int code, lines, bytes raw):
+        cdef Reply reply = Reply.__new__(Reply)
+        reply.code = code
+        reply._lines = tuple(lines) if lines is not None else None
+        reply._raw = raw
+        return reply
+
+    @property
+    def lines(self):
+        """The text of each line, without code, separator and line end."""
+        cdef tuple lines
+        with cython.critical_section(self):
+            lines = self._lines
+            if lines is None:
+                if self._raw is None:
+                    raise TypeError("Reply was created without __init__")
+                lines = _split_raw(self._raw)
+                self._lines = lines
+        return lines
+
+    @property
+    def raw(self):
+        """The reply exactly as received (``to_bytes()`` for hand-made replies)."""
+        if self._raw is None:
+            return self.to_bytes()
+        return self._raw
+
+    @property
+    def text(self):
+        """The lines joined by ``b"\\n"``: the message ``smtplib`` returns."""
+        return b"\n".join(self.lines)
+
+    @property
+    def message(self):
+        """:attr:`text` decoded as UTF-8; undecodable bytes are kept as
+        surrogate escapes, so ``message.encode("utf-8", "surrogateescape")``
+        gives the bytes back."""
+        return b"\n".join(self.lines).decode("utf-8", "surrogateescape")
+
+    @property
+    def is_multiline(self):
+        """True when the reply has more than one line."""
+        cdef const char* p
+        cdef Py_ssize_t n
+        if self._lines is None and self._raw is not None:
+            # Parsed: more than one line iff a LF comes before the last byte.
+            p = PyBytes_AS_STRING(self._raw)
+            n = PyBytes_GET_SIZE(self._raw)
+            return memchr(p, b'\n', <size_t>(n - 1)) != NULL
+        return len(self.lines) > 1
+
+    @property
+    def is_preliminary(self):
+        """1yz: positive preliminary (not used by SMTP proper)."""
+        return 100 <= self.code < 200
+
+    @property
+    def is_positive(self):
+        """2yz: positive completion, the command succeeded."""
+        return 200 <= self.code < 300
+
+    @property
+    def is_intermediate(self):
+        """3yz: positive intermediate, send more (``354`` after DATA)."""
+        return 300 <= self.code < 400
+
+    @property
+    def is_transient(self):
+        """4yz: transient negative, try again later."""
+        return 400 <= self.code < 500
+
+    @property
+    def is_permanent(self):
+        """5yz: permanent negative, do not repeat as is."""
+        return 500 <= self.code < 600
+
+    @property
+    def enhanced(self):
+        """The RFC 3463 enhanced status code at the start of the text, if any."""
+        global _enhanced_parse
+        if _enhanced_parse is None:
+            from fastreply.enhanced import parse_enhanced
+            _enhanced_parse = parse_enhanced
+        return _enhanced_parse(self.code, self.lines[0])
+
+    def to_bytes(self):
+        """The reply in canonical wire form: CRLF line ends, ``-`` on every
+        line but the last, no separator after a bare code."""
+        return _canonical(self.code, self.lines)
+
+    def __eq__(self, other):
+        if not isinstance(other, _REPLY_TYPES or Reply):
+            return NotImplemented
+        return self.code == other.code and self.lines == other.lines
+
+    def __ne__(self, other):
+        if not isinstance(other, _REPLY_TYPES or Reply):
+            return NotImplemented
+        return not (self.code == other.code and self.lines == other.lines)
+
+    def __hash__(self):
+        return hash((self.code, self.lines))
+
+    def __repr__(self):
+        return f"Reply({self.code}, {self.lines!r})"
+
+    def __reduce__(self):
+        from fastreply._parser import _restore_reply
+        return (_restore_reply, (self.code, self.lines, self._raw))
+
+
+@cython.final
+cdef class ReplyParser:
+    """Sans-IO streaming parser of SMTP replies.
+
+    Feed it bytes as they arrive, in chunks of any size; each call to
+    :meth:`feed` returns the replies those bytes completed, in order.
+    At end of stream call :meth:`close`, which raises
+    :class:`~fastreply.errors.IncompleteReply` if a reply was cut short.
+
+    Args:
+        max_line_length: longest accepted line, counted with its line end.
+        max_reply_lines: most lines accepted in one reply.
+        strict: follow RFC 5321 exactly (CRLF only, reply codes 200-559 per
+            the ABNF, the same code on every line of a reply).
+    """
+
+    cdef Py_ssize_t _max_line
+    cdef Py_ssize_t _max_lines
+    cdef bint _strict
+    # The incomplete reply, from its first byte: _buf[0:_len].
+    cdef char* _buf
+    cdef Py_ssize_t _len
+    cdef Py_ssize_t _cap
+    cdef Py_ssize_t _offset      # stream offset of _buf[0] (or of the chunk being parsed)
+    cdef Py_ssize_t _line_start  # start of the line being read, in _buf
+    cdef Py_ssize_t _nlines      # complete lines of the reply being read
+    cdef int _first_code
+    cdef int _last_code
+    cdef object _error
+
+    def __cinit__(self):
+        self._buf = NULL
+        self._len = 0
+        self._cap = 0
+
+    def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
+                 max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
+        self._max_line = _check_limit("max_line_length", max_line_length, 4)
+        self._max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        self._strict = bool(strict)
+        self._reset()
+
+    def __dealloc__(self):
+        PyMem_Free(self._buf)
+        self._buf = NULL
+
+    @property
+    def max_line_length(self):
+        return self._max_line
+
+    @property
+    def max_reply_lines(self):
+        return self._max_lines
+
+    @property
+    def strict(self):
+        return self._strict
+
+    @property
+    def buffered(self):
+        """How many bytes are held, waiting for the rest of a reply."""
+        with cython.critical_section(self):
+            return self._len
+
+    @property
+    def offset(self):
+        """Stream offset of the next byte to be fed (bytes fed since reset)."""
+        with cython.critical_section(self):
+            return self._offset + self._len
+
+    @cython.critical_section
+    def reset(self):
+        """Forget everything: buffered bytes, offsets and any error."""
+        self._reset()
+
+    cdef void _reset(self) noexcept:
+        self._len = 0
+        self._offset = 0
+        self._line_start = 0
+        self._nlines = 0
+        self._first_code = -1
+        self._last_code = -1
+        self._error = None
+        if self._cap > KEEP_CAPACITY:
+            PyMem_Free(self._buf)
+            self._buf = NULL
+            self._cap = 0
+
+    @cython.critical_section
+    def feed(self, data):
+        """Parse ``data`` (the next bytes of the stream) and return the replies
+        it completed, in order.  An incomplete reply stays buffered."""
+        cdef list out = []
+        self._feed(data, out, True)
+        return out
+
+    @cython.critical_section
+    def feed_codes(self, data):
+        """Like :meth:`feed`, but return only the code of each completed reply
+        (for callers that need nothing else; no :class:`Reply` is built)."""
+        cdef list out = []
+        self._feed(data, out, False)
+        return out
+
+    @cython.critical_section
+    def close(self):
+        """Declare the end of the stream; raise
+        :class:`~fastreply.errors.IncompleteReply` if a reply was cut short."""
+        cdef const char* q
+        cdef Py_ssize_t end
+        if self._error is not None:
+            raise self._stopped()
+        if self._len:
+            q = <const char*>memchr(self._buf, b'\n', <size_t>self._len)
+            end = (q - self._buf + 1) if q != NULL else self._len
+            self._fail(
+                IncompleteReply,
+                f"stream ended inside a reply ({self._len} bytes buffered)",
+                self._offset,
+                PyBytes_FromStringAndSize(self._buf, end),
+                [],
+            )
+
+    # -- internals --------------------------------------------------------
+
+    cdef object _stopped(self):
+        error = self._error
+        return type(error)(
+            f"parser stopped by an earlier error ({error.reason}); call reset()",
+            offset=error.offset,
+            line=error.line,
+        )
+
+    cdef int _fail(self, cls, str reason, Py_ssize_t offset, bytes line,
+                   list replies) except -1:
+        error = cls(reason, offset=offset, line=line, replies=replies)
+        self._error = error
+        raise error
+
+    cdef int _grow(self, Py_ssize_t need) except -1:
+        cdef Py_ssize_t cap = self._cap if self._cap else 256
+        cdef char* buf
+        while cap < need:
+            cap *= 2
+        buf = <char*>PyMem_Realloc(self._buf, <size_t>cap)
+        if buf == NULL:
+            raise MemoryError()
+        self._buf = buf
+        self._cap = cap
+        return 0
+
+    cdef inline int _append(self, const char* p, Py_ssize_t n) except -1:
+        if self._len + n > self._cap:
+            self._grow(self._len + n)
+        memcpy(self._buf + self._len, p, <size_t>n)
+        self._len += n
+        return 0
+
+    cdef int _feed(self, object data, list out, bint objects) except -1:
+        cdef Py_buffer view
+        if self._error is not None:
+            raise self._stopped()
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+            )
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            if self._len:
+                self._feed_buffered(<const char*>view.buf, view.len, out, objects)
+            else:
+                self._feed_direct(<const char*>view.buf, view.len, out, objects)
+        finally:
+            PyBuffer_Release(&view)
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _check_line(self, const char* p, Py_ssize_t start, Py_ssize_t lf) noexcept nogil:
+        """Check the line p[start:lf+1] (lf is the index of its LF).  Return 1
+        for a last line, 0 when more lines follow, ERR_* when it is bad."""
+        cdef Py_ssize_t end = lf
+        cdef Py_ssize_t size
+        cdef char c0, c1, c2, sep
+        cdef int last, code
+        if lf + 1 - start > self._max_line:
+            return ERR_TOO_LONG
+        if end > start and p[end - 1] == b'\r':
+            end -= 1
+        elif self._strict:
+            return ERR_BARE_LF
+        size = end - start
+        if size < 3:
+            return ERR_NO_CODE
+        c0 = p[start]
+        c1 = p[start + 1]
+        c2 = p[start + 2]
+        if not (b'0' <= c0 <= b'9' and b'0' <= c1 <= b'9' and b'0' <= c2 <= b'9'):
+            return ERR_NO_CODE
+        if size == 3:
+            last = 1
+        else:
+            sep = p[start + 3]
+            if sep == b'-':
+                last = 0
+            elif sep == b' ':
+                last = 1
+            else:
+                return ERR_SEPARATOR
+        if self._strict:
+            if c0 < b'2' or c0 > b'5' or c1 > b'5':
+                return ERR_STRICT_RANGE
+        elif c0 < b'1' or c0 > b'5':
+            return ERR_RANGE
+        code = (c0 - 48) * 100 + (c1 - 48) * 10 + (c2 - 48)
+        if self._nlines == 0:
+            self._first_code = code
+        elif self._strict and code != self._first_code:
+            return ERR_INCONSISTENT
+        self._nlines += 1
+        if not last and self._nlines >= self._max_lines:
+            return ERR_TOO_MANY
+        self._last_code = code
+        return last
+
+    cdef int _line_error(self, int err, const char* p, Py_ssize_t start, Py_ssize_t lf,
+                         Py_ssize_t offset, list out) except -1:
+        """Raise the error ``_check_line`` found in p[start:lf+1], which is at
+        ``offset`` in the stream."""
+        cdef bytes line = PyBytes_FromStringAndSize(p + start, lf + 1 - start)
+        cdef str digits = line[:3].decode("latin-1")
+        if err == ERR_TOO_LONG:
+            self._fail(LineTooLong, f"line longer than max_line_length={self._max_line} bytes",
+                       offset, line[:self._max_line], out)
+        elif err == ERR_BARE_LF:
+            self._fail(MalformedReply, "line ends with a bare LF (strict mode needs CRLF)",
+                       offset, line, out)
+        elif err == ERR_NO_CODE:
+            self._fail(MalformedReply, "line does not start with a three-digit reply code",
+                       offset, line, out)
+        elif err == ERR_SEPARATOR:
+            self._fail(MalformedReply,
+                       "reply code is followed by neither '-', ' ' nor the line end",
+                       offset, line, out)
+        elif err == ERR_STRICT_RANGE:
+            self._fail(MalformedReply,
+                       f"reply code {digits} is outside the RFC 5321 range "
+                       "(first digit 2-5, second 0-5)", offset, line, out)
+        elif err == ERR_RANGE:
+            self._fail(MalformedReply,
+                       f"reply code {digits} does not start with a digit 1-5",
+                       offset, line, out)
+        elif err == ERR_INCONSISTENT:
+            self._fail(InconsistentReply,
+                       f"line has code {int(digits)} but the reply started with "
+                       f"{self._first_code}", offset, line, out)
+        else:
+            self._fail(TooManyLines,
+                       f"reply continues past max_reply_lines={self._max_lines} lines",
+                       offset, line, out)
+        return -1
+
+    cdef inline int _emit(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
+        cdef Reply reply
+        if objects:
+            reply = Reply.__new__(Reply)
+            reply.code = self._last_code
+            reply._raw = PyBytes_FromStringAndSize(p, n)
+            out.append(reply)
+        else:
+            out.append(self._last_code)
+        self._nlines = 0
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _feed_direct(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
+        """Parse p[0:n] in place; the parser buffer is empty and ``_offset`` is
+        the stream offset of p[0].  Copy only an incomplete reply at the end."""
+        cdef Py_ssize_t reply_start = 0, line_start = 0, window, lf
+        cdef const char* q
+        cdef int result
+        cdef Py_ssize_t max_line = self._max_line
+        while True:
+            window = n - line_start
+            if window > max_line:
+                window = max_line
+            q = <const char*>memchr(p + line_start, b'\n', <size_t>window)
+            if q == NULL:
+                break
+            lf = q - p
+            result = self._check_line(p, line_start, lf)
+            if result < 0:
+                self._line_error(result, p, line_start, lf, self._offset + line_start, out)
+            line_start = lf + 1
+            if result:
+                self._emit(p + reply_start, line_start - reply_start, out, objects)
+                reply_start = line_start
+        if window == max_line:
+            # No LF in max_line bytes: this line cannot end within the limit.
+            self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
+                       self._offset + line_start,
+                       PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
+                       out)
+        self._offset += reply_start
+        if reply_start < n:
+            self._append(p + reply_start, n - reply_start)
+            self._line_start = line_start - reply_start
+        return 0
+
+    @cython.boundscheck(False)
+    @cython.wraparound(False)
+    cdef int _feed_buffered(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
+        """Continue the reply held in the parser buffer with p[0:n]."""
+        cdef Py_ssize_t pos = 0, partial, window, lf, size
+        cdef const char* q
+        cdef int result
+        cdef bytes preview
+        while True:
+            partial = self._len - self._line_start
+            window = self._max_line - partial
+            if window > n - pos:
+                window = n - pos
+            q = <const char*>memchr(p + pos, b'\n', <size_t>window)
+            if q == NULL:
+                if partial + window >= self._max_line:
+                    preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, partial)
+                               + PyBytes_FromStringAndSize(p + pos, window if window < 81 else 81))
+                    self._fail(LineTooLong,
+                               f"line longer than max_line_length={self._max_line} bytes",
+                               self._offset + self._line_start, preview, out)
+                self._append(p + pos, n - pos)
+                return 0
+            lf = q - p
+            self._append(p + pos, lf + 1 - pos)
+            pos = lf + 1
+            result = self._check_line(self._buf, self._line_start, self._len - 1)
+            if result < 0:
+                self._line_error(result, self._buf, self._line_start, self._len - 1,
+                                 self._offset + self._line_start, out)
+            if result:
+                size = self._len
+                self._emit(self._buf, size, out, objects)
+                self._offset += size
+                self._len = 0
+                self._line_start = 0
+                if self._cap > KEEP_CAPACITY:
+                    PyMem_Free(self._buf)
+                    self._buf = NULL
+                    self._cap = 0
+                return self._feed_direct(p + pos, n - pos, out, objects)
+            self._line_start = self._len
