@@ -52,10 +52,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             pytest.param(name, marks=[pytest.mark.c_extension] if name == "cython" else [])
             for name in names
         ]
-        metafunc.parametrize("impl", params, indirect=True)
+        metafunc.parametrize("impl", params, indirect=True, scope="session")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def impl(request: pytest.FixtureRequest) -> ModuleType:
     """The parser module under test: ``fastreply._parser_c`` or ``_parser_py``."""
     # An ImportError here fails the test run: the compiled module was asked for.
@@ -76,7 +76,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         items[:] = keep
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def both() -> tuple[ModuleType, ModuleType]:
     """(reference, compiled) for differential tests."""
     return (
