@@ -13,6 +13,7 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
 from fastreply._parser_py import (
@@ -34,6 +35,8 @@ from fastreply.errors import (
 __all__ = ["Reply", "ReplyParser", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
 
 cdef bytes EMPTY = b""
+# The int objects for every possible code, so that feed_codes() allocates none.
+cdef tuple CODES = tuple(range(1000))
 cdef object _enhanced_parse = None
 cdef tuple _REPLY_TYPES = ()
 
@@ -50,6 +53,106 @@ cdef enum:
 
 # Give the parser buffer back to the allocator when a reply this big is done.
 cdef Py_ssize_t KEEP_CAPACITY = 64 * 1024
+
+
+cdef extern from *:
+    """
+    #include <stdint.h>
+    #include <string.h>
+    /* The first LF in p[0:n], or NULL.  Reply lines are short, and a libc
+       call per line costs more than the search: the first 32 bytes are
+       searched eight at a time inline, the rest by memchr. */
+    static inline const char *fastreply_find_lf(const char *p, Py_ssize_t n)
+    {
+    #if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+        Py_ssize_t i = 0;
+        Py_ssize_t head = n < 32 ? n : 32;
+        for (; i + 8 <= head; i += 8) {
+            uint64_t word, hit;
+            memcpy(&word, p + i, 8);
+            word ^= 0x0A0A0A0A0A0A0A0AULL;  /* LF bytes become zero */
+            hit = (word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL;
+            if (hit) {
+                /* The lowest flagged byte is the first LF (exact on
+                   little-endian: borrows only run upwards). */
+                return p + i + (__builtin_ctzll(hit) >> 3);
+            }
+        }
+        if (i < n) {
+            return (const char *)memchr(p + i, 10, (size_t)(n - i));
+        }
+        return NULL;
+    #else
+        return n > 0 ? (const char *)memchr(p, 10, (size_t)n) : NULL;
+    #endif
+    }
+    """
+    const char* find_lf "fastreply_find_lf"(const char* p, Py_ssize_t n) noexcept nogil
+
+
+cdef struct LineState:
+    Py_ssize_t max_line    # limits
+    Py_ssize_t max_lines
+    bint strict
+    Py_ssize_t nlines      # complete lines of the reply being read
+    int first_code         # code of its first line
+    int last_code          # code of its latest line
+
+
+cdef inline bint is_digit(char c) noexcept nogil:
+    return <unsigned char>(c - 48) <= 9
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
+                           LineState* st) noexcept nogil:
+    """Check the line p[start:lf+1] (lf is the index of its LF) and count it.
+    Return 1 for a last line, 0 when more lines follow, ERR_* when it is bad.
+    The checks run in the reference implementation's order."""
+    cdef Py_ssize_t end = lf
+    cdef Py_ssize_t size
+    cdef char c0, c1, c2, sep
+    cdef int last, code
+    if lf + 1 - start > st.max_line:
+        return ERR_TOO_LONG
+    if end > start and p[end - 1] == b'\r':
+        end -= 1
+    elif st.strict:
+        return ERR_BARE_LF
+    size = end - start
+    if size < 3:
+        return ERR_NO_CODE
+    c0 = p[start]
+    c1 = p[start + 1]
+    c2 = p[start + 2]
+    if not (is_digit(c0) and is_digit(c1) and is_digit(c2)):
+        return ERR_NO_CODE
+    if size == 3:
+        last = 1
+    else:
+        sep = p[start + 3]
+        if sep == b' ':
+            last = 1
+        elif sep == b'-':
+            last = 0
+        else:
+            return ERR_SEPARATOR
+    if st.strict:
+        if c0 < b'2' or c0 > b'5' or c1 > b'5':
+            return ERR_STRICT_RANGE
+    elif c0 < b'1' or c0 > b'5':
+        return ERR_RANGE
+    code = (c0 - 48) * 100 + (c1 - 48) * 10 + (c2 - 48)
+    if st.nlines == 0:
+        st.first_code = code
+    elif st.strict and code != st.first_code:
+        return ERR_INCONSISTENT
+    st.nlines += 1
+    if not last and st.nlines >= st.max_lines:
+        return ERR_TOO_MANY
+    st.last_code = code
+    return last
 
 
 def _set_reply_types(tuple types):
@@ -80,7 +183,8 @@ cdef tuple _split_raw(bytes raw):
 
 
 @cython.final
-@cython.freelist(128)
+@cython.no_gc  # holds only bytes and a tuple of bytes: it can never be part of a cycle
+@cython.freelist(64)
 cdef class Reply:
     """One complete SMTP reply: a code and its lines of text.
 
@@ -209,6 +313,13 @@ cdef class Reply:
         return (_restore_reply, (self.code, self.lines, self._raw))
 
 
+cdef Reply _new_reply(int code, const char* p, Py_ssize_t n):
+    cdef Reply reply = Reply.__new__(Reply)
+    reply.code = code
+    reply._raw = PyBytes_FromStringAndSize(p, n)
+    return reply
+
+
 @cython.final
 cdef class ReplyParser:
     """Sans-IO streaming parser of SMTP replies.
@@ -225,18 +336,13 @@ cdef class ReplyParser:
             the ABNF, the same code on every line of a reply).
     """
 
-    cdef Py_ssize_t _max_line
-    cdef Py_ssize_t _max_lines
-    cdef bint _strict
+    cdef LineState _st           # limits and the count of the reply being read
     # The incomplete reply, from its first byte: _buf[0:_len].
     cdef char* _buf
     cdef Py_ssize_t _len
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _offset      # stream offset of _buf[0] (or of the chunk being parsed)
     cdef Py_ssize_t _line_start  # start of the line being read, in _buf
-    cdef Py_ssize_t _nlines      # complete lines of the reply being read
-    cdef int _first_code
-    cdef int _last_code
     cdef object _error
 
     def __cinit__(self):
@@ -246,9 +352,9 @@ cdef class ReplyParser:
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
                  max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
-        self._max_line = _check_limit("max_line_length", max_line_length, 4)
-        self._max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
-        self._strict = bool(strict)
+        self._st.max_line = _check_limit("max_line_length", max_line_length, 4)
+        self._st.max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        self._st.strict = bool(strict)
         self._reset()
 
     def __dealloc__(self):
@@ -257,15 +363,15 @@ cdef class ReplyParser:
 
     @property
     def max_line_length(self):
-        return self._max_line
+        return self._st.max_line
 
     @property
     def max_reply_lines(self):
-        return self._max_lines
+        return self._st.max_lines
 
     @property
     def strict(self):
-        return self._strict
+        return self._st.strict
 
     @property
     def buffered(self):
@@ -288,9 +394,9 @@ cdef class ReplyParser:
         self._len = 0
         self._offset = 0
         self._line_start = 0
-        self._nlines = 0
-        self._first_code = -1
-        self._last_code = -1
+        self._st.nlines = 0
+        self._st.first_code = -1
+        self._st.last_code = -1
         self._error = None
         if self._cap > KEEP_CAPACITY:
             PyMem_Free(self._buf)
@@ -385,55 +491,6 @@ cdef class ReplyParser:
             PyBuffer_Release(&view)
         return 0
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    cdef int _check_line(self, const char* p, Py_ssize_t start, Py_ssize_t lf) noexcept nogil:
-        """Check the line p[start:lf+1] (lf is the index of its LF).  Return 1
-        for a last line, 0 when more lines follow, ERR_* when it is bad."""
-        cdef Py_ssize_t end = lf
-        cdef Py_ssize_t size
-        cdef char c0, c1, c2, sep
-        cdef int last, code
-        if lf + 1 - start > self._max_line:
-            return ERR_TOO_LONG
-        if end > start and p[end - 1] == b'\r':
-            end -= 1
-        elif self._strict:
-            return ERR_BARE_LF
-        size = end - start
-        if size < 3:
-            return ERR_NO_CODE
-        c0 = p[start]
-        c1 = p[start + 1]
-        c2 = p[start + 2]
-        if not (b'0' <= c0 <= b'9' and b'0' <= c1 <= b'9' and b'0' <= c2 <= b'9'):
-            return ERR_NO_CODE
-        if size == 3:
-            last = 1
-        else:
-            sep = p[start + 3]
-            if sep == b'-':
-                last = 0
-            elif sep == b' ':
-                last = 1
-            else:
-                return ERR_SEPARATOR
-        if self._strict:
-            if c0 < b'2' or c0 > b'5' or c1 > b'5':
-                return ERR_STRICT_RANGE
-        elif c0 < b'1' or c0 > b'5':
-            return ERR_RANGE
-        code = (c0 - 48) * 100 + (c1 - 48) * 10 + (c2 - 48)
-        if self._nlines == 0:
-            self._first_code = code
-        elif self._strict and code != self._first_code:
-            return ERR_INCONSISTENT
-        self._nlines += 1
-        if not last and self._nlines >= self._max_lines:
-            return ERR_TOO_MANY
-        self._last_code = code
-        return last
-
     cdef int _line_error(self, int err, const char* p, Py_ssize_t start, Py_ssize_t lf,
                          Py_ssize_t offset, list out) except -1:
         """Raise the error ``_check_line`` found in p[start:lf+1], which is at
@@ -441,8 +498,8 @@ cdef class ReplyParser:
         cdef bytes line = PyBytes_FromStringAndSize(p + start, lf + 1 - start)
         cdef str digits = line[:3].decode("latin-1")
         if err == ERR_TOO_LONG:
-            self._fail(LineTooLong, f"line longer than max_line_length={self._max_line} bytes",
-                       offset, line[:self._max_line], out)
+            self._fail(LineTooLong, f"line longer than max_line_length={self._st.max_line} bytes",
+                       offset, line[:self._st.max_line], out)
         elif err == ERR_BARE_LF:
             self._fail(MalformedReply, "line ends with a bare LF (strict mode needs CRLF)",
                        offset, line, out)
@@ -464,24 +521,12 @@ cdef class ReplyParser:
         elif err == ERR_INCONSISTENT:
             self._fail(InconsistentReply,
                        f"line has code {int(digits)} but the reply started with "
-                       f"{self._first_code}", offset, line, out)
+                       f"{self._st.first_code}", offset, line, out)
         else:
             self._fail(TooManyLines,
-                       f"reply continues past max_reply_lines={self._max_lines} lines",
+                       f"reply continues past max_reply_lines={self._st.max_lines} lines",
                        offset, line, out)
         return -1
-
-    cdef inline int _emit(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
-        cdef Reply reply
-        if objects:
-            reply = Reply.__new__(Reply)
-            reply.code = self._last_code
-            reply._raw = PyBytes_FromStringAndSize(p, n)
-            out.append(reply)
-        else:
-            out.append(self._last_code)
-        self._nlines = 0
-        return 0
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -491,22 +536,35 @@ cdef class ReplyParser:
         cdef Py_ssize_t reply_start = 0, line_start = 0, window, lf
         cdef const char* q
         cdef int result
-        cdef Py_ssize_t max_line = self._max_line
+        cdef Reply reply
+        cdef LineState st = self._st   # a local copy the compiler can keep in registers
+        cdef Py_ssize_t max_line = st.max_line
         while True:
             window = n - line_start
             if window > max_line:
                 window = max_line
-            q = <const char*>memchr(p + line_start, b'\n', <size_t>window)
+            q = find_lf(p + line_start, window)
             if q == NULL:
                 break
             lf = q - p
-            result = self._check_line(p, line_start, lf)
+            result = check_line(p, line_start, lf, &st)
             if result < 0:
+                self._st = st
                 self._line_error(result, p, line_start, lf, self._offset + line_start, out)
             line_start = lf + 1
             if result:
-                self._emit(p + reply_start, line_start - reply_start, out, objects)
+                # A reply is complete: p[reply_start:line_start].
+                if objects:
+                    reply = Reply.__new__(Reply)
+                    reply.code = st.last_code
+                    reply._raw = PyBytes_FromStringAndSize(p + reply_start,
+                                                           line_start - reply_start)
+                    out.append(reply)
+                else:
+                    out.append(CODES[st.last_code])
+                st.nlines = 0
                 reply_start = line_start
+        self._st = st
         if window == max_line:
             # No LF in max_line bytes: this line cannot end within the limit.
             self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
@@ -529,29 +587,33 @@ cdef class ReplyParser:
         cdef bytes preview
         while True:
             partial = self._len - self._line_start
-            window = self._max_line - partial
+            window = self._st.max_line - partial
             if window > n - pos:
                 window = n - pos
-            q = <const char*>memchr(p + pos, b'\n', <size_t>window)
+            q = find_lf(p + pos, window)
             if q == NULL:
-                if partial + window >= self._max_line:
+                if partial + window >= self._st.max_line:
                     preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, partial)
                                + PyBytes_FromStringAndSize(p + pos, window if window < 81 else 81))
                     self._fail(LineTooLong,
-                               f"line longer than max_line_length={self._max_line} bytes",
+                               f"line longer than max_line_length={self._st.max_line} bytes",
                                self._offset + self._line_start, preview, out)
                 self._append(p + pos, n - pos)
                 return 0
             lf = q - p
             self._append(p + pos, lf + 1 - pos)
             pos = lf + 1
-            result = self._check_line(self._buf, self._line_start, self._len - 1)
+            result = check_line(self._buf, self._line_start, self._len - 1, &self._st)
             if result < 0:
                 self._line_error(result, self._buf, self._line_start, self._len - 1,
                                  self._offset + self._line_start, out)
             if result:
                 size = self._len
-                self._emit(self._buf, size, out, objects)
+                if objects:
+                    out.append(_new_reply(self._st.last_code, self._buf, size))
+                else:
+                    out.append(CODES[self._st.last_code])
+                self._st.nlines = 0
                 self._offset += size
                 self._len = 0
                 self._line_start = 0

@@ -19,7 +19,9 @@ Wire rules (RFC 5321 section 4.2, lenient where real servers are sloppy):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Iterable
+import functools
+import re
+from typing import TYPE_CHECKING, Any, Callable, Iterable
 
 from .errors import (
     IncompleteReply,
@@ -65,15 +67,17 @@ class Reply:
     __slots__ = ("_code", "_lines", "_raw")
 
     _code: int
-    _lines: tuple[bytes, ...]
-    _raw: bytes | None
+    _lines: tuple[bytes, ...] | None  # None: not split from _raw yet
+    _raw: bytes | None  # None: made by hand
 
     def __init__(self, code: int, lines: Iterable[bytes]) -> None:
         self._code, self._lines = _check_reply_args(code, lines)
         self._raw = None
 
     @classmethod
-    def _from_wire(cls, code: int, lines: tuple[bytes, ...], raw: bytes) -> Reply:
+    def _from_wire(cls, code: int, lines: tuple[bytes, ...] | None, raw: bytes) -> Reply:
+        """A reply the parser has checked: ``raw`` as received; its lines are
+        split from it when first asked for, unless already known."""
         reply = cls.__new__(cls)
         reply._code = code
         reply._lines = lines
@@ -88,7 +92,11 @@ class Reply:
     @property
     def lines(self) -> tuple[bytes, ...]:
         """The text of each line, without code, separator and line end."""
-        return self._lines
+        lines = self._lines
+        if lines is None:
+            assert self._raw is not None
+            lines = self._lines = _split_lines(self._raw)
+        return lines
 
     @property
     def raw(self) -> bytes:
@@ -100,19 +108,21 @@ class Reply:
     @property
     def text(self) -> bytes:
         """The lines joined by ``b"\\n"``: the message ``smtplib`` returns."""
-        return b"\n".join(self._lines)
+        return b"\n".join(self.lines)
 
     @property
     def message(self) -> str:
         """:attr:`text` decoded as UTF-8; undecodable bytes are kept as
         surrogate escapes, so ``message.encode("utf-8", "surrogateescape")``
         gives the bytes back."""
-        return b"\n".join(self._lines).decode("utf-8", "surrogateescape")
+        return b"\n".join(self.lines).decode("utf-8", "surrogateescape")
 
     @property
     def is_multiline(self) -> bool:
         """True when the reply has more than one line."""
-        return len(self._lines) > 1
+        if self._lines is None and self._raw is not None:
+            return self._raw.count(b"\n") > 1
+        return len(self.lines) > 1
 
     @property
     def is_preliminary(self) -> bool:
@@ -147,18 +157,18 @@ class Reply:
             from .enhanced import parse_enhanced
 
             _enhanced_parse = parse_enhanced
-        result: EnhancedStatus | None = _enhanced_parse(self._code, self._lines[0])
+        result: EnhancedStatus | None = _enhanced_parse(self._code, self.lines[0])
         return result
 
     def to_bytes(self) -> bytes:
         """The reply in canonical wire form: CRLF line ends, ``-`` on every
         line but the last, no separator after a bare code."""
-        return _canonical(self._code, self._lines)
+        return _canonical(self._code, self.lines)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _reply_types()):
             return NotImplemented
-        return self._code == other.code and self._lines == other.lines  # type: ignore[attr-defined]
+        return self._code == other.code and self.lines == other.lines  # type: ignore[attr-defined]
 
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
@@ -167,15 +177,15 @@ class Reply:
         return not result
 
     def __hash__(self) -> int:
-        return hash((self._code, self._lines))
+        return hash((self._code, self.lines))
 
     def __repr__(self) -> str:
-        return f"Reply({self._code}, {self._lines!r})"
+        return f"Reply({self._code}, {self.lines!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
         from ._parser import _restore_reply
 
-        return (_restore_reply, (self._code, self._lines, self._raw))
+        return (_restore_reply, (self._code, self.lines, self._raw))
 
 
 _REPLY_TYPES: tuple[type, ...] = (Reply,)
@@ -205,6 +215,16 @@ def _check_reply_args(code: object, lines: Iterable[bytes]) -> tuple[int, tuple[
     if not checked:
         raise ValueError("a reply has at least one line (use b'' for a bare code)")
     return code, tuple(checked)
+
+
+def _split_lines(raw: bytes) -> tuple[bytes, ...]:
+    """The text of each line of a reply the parser has checked."""
+    texts = []
+    for line in raw.split(b"\n")[:-1]:  # raw ends with LF
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        texts.append(line[4:])  # b"" for a bare code
+    return tuple(texts)
 
 
 def _canonical(code: int, lines: tuple[bytes, ...]) -> bytes:
@@ -249,6 +269,7 @@ class ReplyParser:
         "_first_code",
         "_last_code",
         "_error",
+        "_fast",
     )
 
     def __init__(
@@ -261,6 +282,7 @@ class ReplyParser:
         self._max_line_length = _check_limit("max_line_length", max_line_length, 4)
         self._max_reply_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
         self._strict = bool(strict)
+        self._fast = _fast_path(self._max_line_length, self._max_reply_lines, self._strict)
         self.reset()
 
     @property
@@ -362,8 +384,39 @@ class ReplyParser:
                 f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
         buf = self._buf
-        buf += data
+        if buf:
+            # A reply is pending: continue it line by line, up to its end.
+            buf += data
+            if not self._scan_lines(replies, first_only=True):
+                return  # still incomplete; everything is buffered
+            data = bytes(buf)  # what is left starts a new reply
+            buf.clear()
+            self._line_start = self._scan = 0
+        elif not isinstance(data, bytes):
+            data = bytes(data)
+        # At a reply boundary, nothing buffered: data[0] is at self._offset.
+        # Runs of well-formed replies are taken whole by one regular expression
+        # that encodes the wire rules and the limits (the fast path) ...
+        matches = self._fast(data)
+        end = len(data)
+        if matches and matches[-1][2]:
+            end -= len(matches.pop()[2])
+        replies.extend(map(_reply_from_match, matches))
+        self._offset += end
+        # ... and what it stopped at (an incomplete reply at the end of the
+        # chunk, or a line that breaks a rule) goes line by line, which keeps
+        # what is incomplete and explains what is wrong.
+        if end < len(data):
+            buf += memoryview(data)[end:]
+            self._scan_lines(replies, first_only=False)
+
+    def _scan_lines(self, replies: list[Reply], first_only: bool) -> bool:
+        """Read the buffer line by line from where the last call stopped;
+        return whether a reply was completed (stop there if ``first_only``).
+        Consumed bytes are dropped from the buffer."""
+        buf = self._buf
         max_line = self._max_line_length
+        completed = False
         while True:
             line_start = self._line_start
             end = buf.find(b"\n", self._scan)
@@ -387,10 +440,17 @@ class ReplyParser:
                 self._texts = []
                 self._first_code = -1
                 self._reply_start = end + 1
-        # Drop what has been consumed; keep the incomplete reply.
+                completed = True
+                if first_only:
+                    break
+        self._drop_consumed()
+        return completed
+
+    def _drop_consumed(self) -> None:
+        """Drop the bytes of completed replies; keep the incomplete one."""
         consumed = self._reply_start
         if consumed:
-            del buf[:consumed]
+            del self._buf[:consumed]
             self._offset += consumed
             self._reply_start = 0
             self._line_start -= consumed
@@ -473,6 +533,54 @@ class ReplyParser:
             )
         self._last_code = code
         return last
+
+
+_CODE_VALUES = {b"%03d" % code: code for code in range(1000)}
+
+
+def _reply_from_match(match: tuple[bytes, bytes, bytes], _new: Any = object.__new__) -> Reply:
+    """A Reply from a (raw, code, -) match of the fast path."""
+    reply = _new(Reply)
+    reply._raw = match[0]
+    reply._code = _CODE_VALUES[match[1]]
+    reply._lines = None
+    return reply
+
+
+# Counts past what the fast path's patterns should repeat are left to the
+# line-by-line path.
+_MAX_REPEAT = 65535
+
+
+@functools.lru_cache(maxsize=32)
+def _fast_path(max_line: int, max_lines: int, strict: bool) -> Callable[[bytes], list[Any]]:
+    """A pattern that cuts a run of complete, well-formed replies at the start
+    of a chunk into ``(raw, code, b"")`` matches (``code`` is the last line's),
+    followed by one ``(b"", b"", rest)`` match for whatever follows the run.
+
+    The pattern encodes the wire rules and the limits: it accepts nothing
+    the line-by-line check would refuse.  It may stop earlier (on limits
+    above what it counts, say); the line-by-line path then takes over.
+    """
+    if max_line < 6:
+        # Too short for the patterns below to be exact: all line by line.
+        return re.compile(rb"()()([\s\S]+)").findall
+    more = min(max_lines - 1, _MAX_REPEAT)
+    if strict:
+        # CRLF only, codes 200-559 per the ABNF, the same code on every line.
+        text = b"[^\n]{0,%d}" % min(max_line - 6, _MAX_REPEAT)
+        reply = rb"(?P<code>[2-5][0-5][0-9])(?:-%s\r\n(?P=code)){0,%d}(?: %s)?\r\n" % (
+            text,
+            more,
+            text,
+        )
+    else:
+        # LF or CRLF (a CR is then counted in the text), codes 100-599.
+        text = b"[^\n]{0,%d}" % min(max_line - 5, _MAX_REPEAT)
+        code = rb"[1-5][0-9][0-9]"
+        reply = rb"(?:%s-%s\n){0,%d}(%s)(?: %s|\r?)\n" % (code, text, more, code, text)
+    # Groups: 1 the reply, 2 its code (the first group inside it), 3 the rest.
+    return re.compile(rb"(%s)|([\s\S]+)" % reply).findall
 
 
 def _check_limit(name: str, value: object, minimum: int) -> int:
