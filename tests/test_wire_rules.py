@@ -132,6 +132,18 @@ def test_feed_accepts_bytes_bytearray_memoryview(impl: ModuleType) -> None:
     assert parser.feed(memoryview(big)[2:-2])[0].lines == (b"a", b"b")
 
 
+def test_feed_accepts_any_memoryview(impl: ModuleType) -> None:
+    import array
+
+    data = b"250-a\r\n250 bbb\r\n"  # an even length, for 2-byte items
+    parser = impl.ReplyParser()
+    # a view with another item format: its bytes are what counts
+    assert parser.feed(memoryview(array.array("H", data)))[0].lines == (b"a", b"bbb")
+    # a strided view
+    doubled = bytes(b for byte in data for b in (byte, 0))
+    assert parser.feed(memoryview(doubled)[::2])[0].lines == (b"a", b"bbb")
+
+
 def test_replies_do_not_alias_a_mutable_input(impl: ModuleType) -> None:
     data = bytearray(b"250 ok\r\n")
     parser = impl.ReplyParser()

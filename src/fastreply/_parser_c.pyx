@@ -184,7 +184,7 @@ cdef tuple _split_raw(bytes raw):
 
 @cython.final
 @cython.no_gc  # holds only bytes and a tuple of bytes: it can never be part of a cycle
-@cython.freelist(64)
+@cython.freelist(1024)
 cdef class Reply:
     """One complete SMTP reply: a code and its lines of text.
 
@@ -481,6 +481,8 @@ cdef class ReplyParser:
             raise TypeError(
                 f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
+        if type(data) is memoryview and not (<memoryview>data).contiguous:
+            data = bytes(data)  # a strided view: flatten it once
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
         try:
             if self._len:

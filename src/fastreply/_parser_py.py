@@ -383,6 +383,8 @@ class ReplyParser:
             raise TypeError(
                 f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
+        if not isinstance(data, bytes):
+            data = bytes(data)  # also flattens a non-contiguous memoryview
         buf = self._buf
         if buf:
             # A reply is pending: continue it line by line, up to its end.
@@ -392,8 +394,6 @@ class ReplyParser:
             data = bytes(buf)  # what is left starts a new reply
             buf.clear()
             self._line_start = self._scan = 0
-        elif not isinstance(data, bytes):
-            data = bytes(data)
         # At a reply boundary, nothing buffered: data[0] is at self._offset.
         # Runs of well-formed replies are taken whole by one regular expression
         # that encodes the wire rules and the limits (the fast path) ...
