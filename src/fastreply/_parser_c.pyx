@@ -13,6 +13,8 @@ cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.ref cimport PyObject
+from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
@@ -563,7 +565,7 @@ cdef class ReplyParser:
                                                            line_start - reply_start)
                     out.append(reply)
                 else:
-                    out.append(CODES[st.last_code])
+                    out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
                 st.nlines = 0
                 reply_start = line_start
         self._st = st
@@ -614,7 +616,7 @@ cdef class ReplyParser:
                 if objects:
                     out.append(_new_reply(self._st.last_code, self._buf, size))
                 else:
-                    out.append(CODES[self._st.last_code])
+                    out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
                 self._st.nlines = 0
                 self._offset += size
                 self._len = 0
