@@ -432,13 +432,16 @@ cdef class ReplyParser:
         if self._len:
             q = <const char*>memchr(self._buf, b'\n', <size_t>self._len)
             end = (q - self._buf + 1) if q != NULL else self._len
-            self._fail(
-                IncompleteReply,
-                f"stream ended inside a reply ({self._len} bytes buffered)",
-                self._offset,
-                PyBytes_FromStringAndSize(self._buf, end),
-                [],
-            )
+            try:
+                self._fail(
+                    IncompleteReply,
+                    f"stream ended inside a reply ({self._len} bytes buffered)",
+                    self._offset,
+                    PyBytes_FromStringAndSize(self._buf, end),
+                    [],
+                )
+            finally:
+                self._stop(self._offset + self._len)
 
     # -- internals --------------------------------------------------------
 
@@ -485,7 +488,9 @@ cdef class ReplyParser:
             )
         if type(data) is memoryview and not (<memoryview>data).contiguous:
             data = bytes(data)  # a strided view: flatten it once
+        cdef Py_ssize_t fed_until = self._offset + self._len
         PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        fed_until += view.len
         try:
             if self._len:
                 self._feed_buffered(<const char*>view.buf, view.len, out, objects)
@@ -493,7 +498,15 @@ cdef class ReplyParser:
                 self._feed_direct(<const char*>view.buf, view.len, out, objects)
         finally:
             PyBuffer_Release(&view)
+            if self._error is not None:
+                self._stop(fed_until)
         return 0
+
+    cdef void _stop(self, Py_ssize_t fed_until) noexcept:
+        """After an error: hold nothing; ``offset`` counts every byte fed."""
+        self._offset = fed_until
+        self._len = 0
+        self._line_start = 0
 
     cdef int _line_error(self, int err, const char* p, Py_ssize_t start, Py_ssize_t lf,
                          Py_ssize_t offset, list out) except -1:

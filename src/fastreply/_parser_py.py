@@ -168,12 +168,13 @@ class Reply:
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _reply_types()):
             return NotImplemented
-        return self._code == other.code and self.lines == other.lines  # type: ignore[attr-defined]
+        same: bool = self._code == other.code and self.lines == other.lines  # type: ignore[attr-defined]
+        return same
 
     def __ne__(self, other: object) -> bool:
         result = self.__eq__(other)
         if result is NotImplemented:
-            return result
+            return NotImplemented
         return not result
 
     def __hash__(self) -> int:
@@ -345,13 +346,19 @@ class ReplyParser:
             raise self._stopped()
         if self._buf:
             buffered = len(self._buf)
-            self._fail(
-                IncompleteReply,
-                f"stream ended inside a reply ({buffered} bytes buffered)",
-                self._reply_start,
-                _first_line(self._buf, self._reply_start),
-                [],
-            )
+            fed_until = self.offset
+            try:
+                self._fail(
+                    IncompleteReply,
+                    f"stream ended inside a reply ({buffered} bytes buffered)",
+                    self._reply_start,
+                    _first_line(self._buf, self._reply_start),
+                    [],
+                )
+            finally:
+                self._buf = bytearray()
+                self._offset = fed_until
+                self._reply_start = self._line_start = self._scan = 0
 
     # -- internals --------------------------------------------------------
 
@@ -385,6 +392,17 @@ class ReplyParser:
             )
         if not isinstance(data, bytes):
             data = bytes(data)  # also flattens a non-contiguous memoryview
+        fed_until = self.offset + len(data)
+        try:
+            self._parse(data, replies)
+        except ReplyError:
+            # Stopped: hold nothing; ``offset`` counts every byte fed.
+            self._buf = bytearray()
+            self._offset = fed_until
+            self._reply_start = self._line_start = self._scan = 0
+            raise
+
+    def _parse(self, data: bytes, replies: list[Reply]) -> None:
         buf = self._buf
         if buf:
             # A reply is pending: continue it line by line, up to its end.
@@ -540,7 +558,7 @@ _CODE_VALUES = {b"%03d" % code: code for code in range(1000)}
 
 def _reply_from_match(match: tuple[bytes, bytes, bytes], _new: Any = object.__new__) -> Reply:
     """A Reply from a (raw, code, -) match of the fast path."""
-    reply = _new(Reply)
+    reply: Reply = _new(Reply)
     reply._raw = match[0]
     reply._code = _CODE_VALUES[match[1]]
     reply._lines = None
