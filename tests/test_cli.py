@@ -89,3 +89,66 @@ def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     import fastreply
 
     assert fastreply.IMPLEMENTATION in capsys.readouterr().out
+
+
+def test_parse_with_commands(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commands = tmp_path / "commands.txt"
+    commands.write_bytes(
+        b"EHLO client.example.net\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\n"
+        b"RCPT TO:<nobody@example.org>\r\nDATA\r\n.\r\nQUIT\r\n"
+    )
+    status, out, err = run_main(capsys, "parse", "--commands", str(commands), str(SAMPLE))
+    assert status == 0 and err == ""
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [r["command"] for r in rows] == [
+        "CONNECT", "EHLO", "MAIL", "RCPT", "RCPT", "DATA", "DATA_END", "QUIT"]
+    assert {r["verdict"] for r in rows} == {"expected"}
+
+
+def test_parse_with_commands_reports_surprises(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    commands = tmp_path / "commands.txt"
+    commands.write_bytes(b"NOOP\nHELO x\nQUIT\n")
+    stream = tmp_path / "replies.txt"
+    stream.write_bytes(b"220 hi\r\n354 odd\r\n")
+    status, out, err = run_main(capsys, "parse", "--commands", str(commands), "--table",
+                                "rfc821", str(stream))
+    assert status == 0
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert [(r["command"], r["verdict"]) for r in rows] == [
+        ("CONNECT", "expected"), ("NOOP", "unexpected")]
+    assert "1 replies not expected by table RFC821" in err
+    assert "2 commands got no reply: HELO QUIT" in err
+
+
+def test_parse_option_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_main(capsys, "parse", "--table", "MODERN", str(SAMPLE))
+    assert status == 2 and "--table, --no-greeting and --lmtp need --commands FILE" in err
+    status, _, err = run_main(capsys, "parse", "--commands", str(tmp_path / "missing"),
+                              str(SAMPLE))
+    assert status == 2 and "cannot open" in err and "missing" in err
+    status, _, err = run_main(capsys, "parse", "--commands", str(SAMPLE), "--table", "nope",
+                              str(SAMPLE))
+    assert status == 2 and "unknown table 'nope'" in err
+
+
+def test_table_matrix(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run_main(capsys, "table", "--table", "SEED_2002", "QUIT", "NOOP")
+    assert status == 0 and err == ""
+    lines = [line for line in out.splitlines() if not line.startswith("#")]
+    assert lines[0].split() == ["200", "221", "250", "421", "500"]
+    assert lines[1].split() == ["QUIT", ".", "x", ".", ".", "x"]
+    assert lines[2].split() == ["NOOP", "x", ".", "x", "x", "x"]
+
+
+def test_table_list_and_json(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, _ = run_main(capsys, "table", "--list", "data_end")
+    assert status == 0
+    assert out.splitlines()[1].split() == [
+        "DATA_END", "250", "421", "450", "451", "452", "550", "552", "554"]
+    status, out, _ = run_main(capsys, "table", "--json", "--table", "rfc5321")
+    data = json.loads(out)
+    assert data["table"] == "RFC5321" and data["rows"]["QUIT"] == [221, 421, 500, 501]
+    assert "STARTTLS" not in data["rows"]  # only commands the table fills
+    status, _, err = run_main(capsys, "table", "FOO")
+    assert status == 2 and "unknown command name 'FOO'" in err

@@ -18,14 +18,14 @@ ReplyPy = _parser_py.Reply
 ReplyParserPy = _parser_py.ReplyParser
 
 if TYPE_CHECKING or NO_EXTENSIONS:
-    from ._parser_py import Reply, ReplyParser
+    from ._parser_py import CodeMasks, Reply, ReplyParser
 
     ReplyC: Any = None
     ReplyParserC: Any = None
     IMPLEMENTATION = "python"
 else:
     from . import _parser_c
-    from ._parser_c import Reply, ReplyParser
+    from ._parser_c import CodeMasks, Reply, ReplyParser
 
     ReplyC = _parser_c.Reply
     ReplyParserC = _parser_c.ReplyParser
@@ -42,6 +42,7 @@ def _restore_reply(code: int, lines: tuple[bytes, ...], raw: bytes | None) -> An
 
 __all__ = [
     "IMPLEMENTATION",
+    "CodeMasks",
     "Reply",
     "ReplyParser",
     "ReplyPy",

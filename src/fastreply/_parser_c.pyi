@@ -15,7 +15,7 @@ from typing import Any, Final, Iterable, final
 
 from .enhanced import EnhancedStatus
 
-__all__ = ["Reply", "ReplyParser", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
+__all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
 
 #: Longest accepted line, counted with its line end (smtplib's ``_MAXLINE``).
 DEFAULT_MAX_LINE_LENGTH: Final = 8192
@@ -101,3 +101,19 @@ class ReplyParser:
     def close(self) -> None:
         """Declare the end of the stream; raise ``IncompleteReply`` if a reply
         was cut short."""
+
+#: Codes a mask can hold: bit ``code`` for every code 0 to 999.
+MASK_CODES: Final = 1000
+
+class CodeMasks:
+    """The command x code bitmask engine under ``fastreply.tables.ReplyTable``."""
+
+    def __init__(self) -> None: ...
+    def _set_masks(self, masks: Iterable[int]) -> None: ...
+    @property
+    def masks(self) -> tuple[int, ...]:
+        """One int per command, bit ``code`` set for each allowed code."""
+    def allows(self, command: int, code: int) -> bool:
+        """Whether ``command`` may be answered by ``code``."""
+    def check_all(self, commands: Iterable[int], replies: Iterable[Any]) -> list[bool]:
+        """:meth:`allows` for each (command, reply) pair, in order."""

@@ -12,7 +12,7 @@ own buffer, whose size the limits bound.
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Realloc
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
 from libc.stdint cimport uint64_t
@@ -34,7 +34,7 @@ from fastreply.errors import (
     TooManyLines,
 )
 
-__all__ = ["Reply", "ReplyParser", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
+__all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
 
 cdef bytes EMPTY = b""
 # The int objects for every possible code, so that feed_codes() allocates none.
@@ -640,3 +640,102 @@ cdef class ReplyParser:
                     self._cap = 0
                 return self._feed_direct(p + pos, n - pos, out, objects)
             self._line_start = self._len
+
+
+# -- the command x code bitmask engine ------------------------------------
+
+cdef enum:
+    MASK_WORDS = 16  # 16 x 64 bits: a bit for every code 0 to 1023
+    C_MASK_CODES = 1000
+
+MASK_CODES = C_MASK_CODES
+
+
+cdef class CodeMasks:
+    """The bitmask engine under :class:`fastreply.tables.ReplyTable`: one
+    mask per command (a command's number indexes them), bit ``code`` set
+    when the command may get that code, kept as a C array of 64-bit words
+    so that a check is a shift and an AND with no Python object touched.
+    Built once with :meth:`_set_masks`; afterwards it never changes (which
+    makes it safe to share between threads)."""
+
+    cdef uint64_t* _words
+    cdef Py_ssize_t _ncommands
+    cdef tuple _masks
+
+    def __cinit__(self):
+        self._words = NULL
+        self._ncommands = 0
+        self._masks = ()
+
+    def __dealloc__(self):
+        PyMem_Free(self._words)
+
+    @cython.critical_section
+    def _set_masks(self, masks):
+        cdef tuple values = tuple(masks)
+        cdef Py_ssize_t i, w
+        cdef uint64_t* words
+        if self._masks:
+            raise TypeError("the masks of a table are set once, when it is built")
+        for mask in values:
+            if isinstance(mask, bool) or not isinstance(mask, int):
+                raise TypeError(f"a mask must be an int, not {type(mask).__name__}")
+            if mask < 0 or mask >> MASK_CODES:
+                raise ValueError(f"a mask holds bits 0 to {MASK_CODES - 1} only")
+        words = <uint64_t*>PyMem_Malloc(max(1, len(values)) * MASK_WORDS * sizeof(uint64_t))
+        if words == NULL:
+            raise MemoryError()
+        for i in range(len(values)):
+            mask = values[i]
+            for w in range(MASK_WORDS):
+                words[i * MASK_WORDS + w] = <uint64_t>((mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF)
+        self._words = words
+        self._ncommands = len(values)
+        self._masks = values
+
+    @property
+    def masks(self):
+        """One int per command, bit ``code`` set for each allowed code."""
+        return self._masks
+
+    cdef inline bint _allows(self, Py_ssize_t command, long code) noexcept:
+        if <unsigned long>code >= C_MASK_CODES:
+            return False
+        return (self._words[command * MASK_WORDS + (code >> 6)] >> (code & 63)) & 1
+
+    def allows(self, Py_ssize_t command, long code):
+        """Whether ``command`` may be answered by ``code`` (one shift, one AND)."""
+        if <size_t>command >= <size_t>self._ncommands:
+            raise ValueError(f"no command number {command} in this table")
+        return self._allows(command, code)
+
+    def check_all(self, commands, replies):
+        """:meth:`allows` for each (command, reply) pair, in order; a reply
+        may be a :class:`Reply` or a code.  Both must be equally long."""
+        cdef list cmds = commands if type(commands) is list else list(commands)
+        cdef list reps = replies if type(replies) is list else list(replies)
+        cdef Py_ssize_t i, n = len(cmds)
+        cdef Py_ssize_t command
+        cdef long code
+        cdef list out
+        cdef object item
+        if n != len(reps):
+            raise ValueError(
+                f"check_all() needs one command per reply, got {n} "
+                f"commands and {len(reps)} replies"
+            )
+        out = [None] * n
+        for i in range(n):
+            command = cmds[i]
+            if <size_t>command >= <size_t>self._ncommands:
+                raise ValueError(f"no command number {command} in this table")
+            item = reps[i]
+            if type(item) is Reply:
+                code = (<Reply>item).code
+            elif isinstance(item, int):
+                code = item
+            else:
+                code = item.code
+            out[i] = True if self._allows(command, code) else False
+        return out

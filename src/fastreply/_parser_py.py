@@ -35,7 +35,7 @@ from .errors import (
 if TYPE_CHECKING:
     from .enhanced import EnhancedStatus
 
-__all__ = ["Reply", "ReplyParser", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
+__all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
 
 #: Longest accepted line, counted with its line end (smtplib's ``_MAXLINE``).
 DEFAULT_MAX_LINE_LENGTH = 8192
@@ -612,3 +612,60 @@ def _check_limit(name: str, value: object, minimum: int) -> int:
 def _first_line(buf: bytearray, start: int) -> bytes:
     end = buf.find(b"\n", start)
     return bytes(buf[start:] if end < 0 else buf[start : end + 1])
+
+
+# -- the command x code bitmask engine ------------------------------------
+
+#: Codes a mask can hold: bit ``code`` for every code 0 to 999.
+MASK_CODES = 1000
+
+
+class CodeMasks:
+    """The bitmask engine under :class:`fastreply.tables.ReplyTable`: one
+    mask per command (a command's number indexes them), bit ``code`` set
+    when the command may get that code.  Build with :meth:`_set_masks`
+    once; afterwards it never changes.  The compiled module has the same
+    class over a C array of 64-bit words."""
+
+    __slots__ = ("_masks",)
+
+    def __init__(self) -> None:
+        self._masks: tuple[int, ...] = ()
+
+    def _set_masks(self, masks: Iterable[int]) -> None:
+        if self._masks:
+            raise TypeError("the masks of a table are set once, when it is built")
+        values = tuple(masks)
+        for mask in values:
+            if isinstance(mask, bool) or not isinstance(mask, int):
+                raise TypeError(f"a mask must be an int, not {type(mask).__name__}")
+            if mask < 0 or mask >> MASK_CODES:
+                raise ValueError(f"a mask holds bits 0 to {MASK_CODES - 1} only")
+        self._masks = values
+
+    @property
+    def masks(self) -> tuple[int, ...]:
+        """One int per command, bit ``code`` set for each allowed code."""
+        return self._masks
+
+    def allows(self, command: int, code: int) -> bool:
+        """Whether ``command`` may be answered by ``code`` (one shift, one AND)."""
+        masks = self._masks
+        if not 0 <= command < len(masks):
+            raise ValueError(f"no command number {command} in this table")
+        return 0 <= code < MASK_CODES and bool(masks[command] >> code & 1)
+
+    def check_all(self, commands: Iterable[int], replies: Iterable[Any]) -> list[bool]:
+        """:meth:`allows` for each (command, reply) pair, in order; a reply
+        may be a :class:`Reply` or a code.  Both must be equally long."""
+        commands = list(commands)
+        replies = list(replies)
+        if len(commands) != len(replies):
+            raise ValueError(
+                f"check_all() needs one command per reply, got {len(commands)} "
+                f"commands and {len(replies)} replies"
+            )
+        return [
+            self.allows(command, reply if isinstance(reply, int) else reply.code)
+            for command, reply in zip(commands, replies)
+        ]

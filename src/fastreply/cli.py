@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import IO, Callable, Sequence
+import textwrap
+from typing import IO, TYPE_CHECKING, Callable, Sequence
 
 from . import IMPLEMENTATION, __version__
 from ._parser import ReplyParser
 from .errors import ReplyError
+
+if TYPE_CHECKING:
+    from .tracker import ReplyTracker
 
 Runner = Callable[[argparse.Namespace], int]
 
@@ -42,6 +46,27 @@ def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     p.add_argument("--strict", action="store_true", help="apply RFC 5321 strictly")
     p.add_argument("--max-line-length", type=int, default=8192, metavar="N")
     p.add_argument("--max-reply-lines", type=int, default=1000, metavar="N")
+    p.add_argument(
+        "--commands",
+        metavar="FILE",
+        help=(
+            "the client's command lines, one per reply in order (the first reply is "
+            "taken as the greeting; write '.' for the end of a message); each reply "
+            "then shows the command it answers and the table's verdict"
+        ),
+    )
+    p.add_argument(
+        "--table",
+        default=None,
+        metavar="NAME",
+        help="table to judge replies with (with --commands; default MODERN)",
+    )
+    p.add_argument(
+        "--no-greeting",
+        action="store_true",
+        help="with --commands: the stream does not start with the server's greeting",
+    )
+    p.add_argument("--lmtp", action="store_true", help="with --commands: LMTP (RFC 2033) rules")
     p.set_defaults(run=_run_parse)
 
 
@@ -57,6 +82,28 @@ def _reply_json(reply: object, offset: int) -> dict[str, object]:
     }
 
 
+def _make_tracker(args: argparse.Namespace) -> ReplyTracker | None:
+    """The tracker for ``--commands``, told every command line of the file."""
+    from .tables import DEFAULT_TABLE, get_table
+    from .tracker import ReplyTracker
+
+    if args.commands is None:
+        if args.table is not None or args.no_greeting or args.lmtp:
+            raise ValueError("--table, --no-greeting and --lmtp need --commands FILE")
+        return None
+    table = DEFAULT_TABLE if args.table is None else get_table(args.table)
+    tracker = ReplyTracker(table, lmtp=args.lmtp, greeting=not args.no_greeting)
+    try:
+        with open(args.commands, "rb") as handle:
+            lines = handle.read().splitlines()
+    except OSError as exc:
+        raise ValueError(f"cannot open {args.commands}: {exc.strerror}") from None
+    for line in lines:
+        if line.strip():
+            tracker.sent(line)
+    return tracker
+
+
 def _run_parse(args: argparse.Namespace) -> int:
     try:
         parser = ReplyParser(
@@ -64,16 +111,26 @@ def _run_parse(args: argparse.Namespace) -> int:
             max_reply_lines=args.max_reply_lines,
             strict=args.strict,
         )
+        tracker = _make_tracker(args)
     except (TypeError, ValueError) as exc:
         print(f"fastreply parse: {exc}", file=sys.stderr)
         return 2
     out = sys.stdout
     offset = 0
+    unexpected = 0
 
     def emit(replies: Sequence[object]) -> None:
-        nonlocal offset
+        nonlocal offset, unexpected
         for reply in replies:
-            out.write(json.dumps(_reply_json(reply, offset), ensure_ascii=True) + "\n")
+            row = _reply_json(reply, offset)
+            if tracker is not None:
+                item = tracker.received(reply)  # type: ignore[arg-type]
+                row["command"] = item.command.name if item.command is not None else None
+                row["verdict"] = item.verdict.status if item.verdict is not None else (
+                    "unsolicited"
+                )
+                unexpected += not item.expected
+            out.write(json.dumps(row, ensure_ascii=True) + "\n")
             offset += len(reply.raw)  # type: ignore[attr-defined]
 
     try:
@@ -94,7 +151,90 @@ def _run_parse(args: argparse.Namespace) -> int:
         out.flush()
         print(f"fastreply parse: {args.file}: {exc}", file=sys.stderr)
         return 1
+    if tracker is not None:
+        if unexpected:
+            print(f"fastreply parse: {unexpected} replies not expected by table "
+                  f"{tracker.table.name}", file=sys.stderr)
+        if tracker.pending:
+            names = " ".join(c.name for c in tracker.pending)
+            print(f"fastreply parse: {len(tracker.pending)} commands got no reply: {names}",
+                  file=sys.stderr)
     return 0
+
+
+def _add_table(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "table",
+        help="print the command x code table used to validate replies",
+        description=(
+            "Print which reply codes each command may get in a named table: a matrix "
+            "with a column per code (default), one line of codes per command (--list), "
+            "or JSON (--json)."
+        ),
+    )
+    p.add_argument("commands", nargs="*", metavar="COMMAND",
+                   help="only these commands (e.g. MAIL RCPT DATA_END)")
+    p.add_argument("--table", default="MODERN", metavar="NAME",
+                   help="SEED_2002, RFC821, RFC5321 or MODERN (default)")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--list", action="store_true", help="one line of codes per command")
+    form.add_argument("--json", action="store_true", help="JSON: command name -> codes")
+    p.set_defaults(run=_run_table)
+
+
+def _run_table(args: argparse.Namespace) -> int:
+    from .commands import Command
+    from .tables import SOURCES, get_table
+
+    try:
+        table = get_table(args.table)
+        chosen = [Command.from_name(name) for name in args.commands] or [
+            c for c in Command if table.codes(c)
+        ]
+    except ValueError as exc:
+        print(f"fastreply table: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout
+    if args.json:
+        rows = {c.name: sorted(table.codes(c)) for c in chosen}
+        out.write(json.dumps({"table": table.name, "rows": rows}, indent=1) + "\n")
+        return 0
+    if args.list:
+        out.write(table.format(chosen) + "\n")
+        return 0
+    codes = sorted(set().union(*(table.codes(c) for c in chosen)))
+    width = max([len(c.name) for c in chosen] + [7])
+    about = textwrap.wrap(f"table {table.name}: {SOURCES[table.name]}", 88)
+    out.write("".join(f"# {line}\n" for line in about))
+    out.write(" " * width + " " + " ".join(f"{code}" for code in codes) + "\n")
+    for c in chosen:
+        marks = " ".join(f"{'x' if code in table.codes(c) else '.':^3}" for code in codes)
+        out.write(f"{c.name:<{width}} {marks}".rstrip() + "\n")
+    return 0
+
+
+def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    from . import bench
+
+    p = subparsers.add_parser(
+        "bench",
+        help="benchmark fastreply against smtplib (and aiosmtplib) on generated replies",
+        description=(
+            "Parse the same generated reply streams (mix, single, ehlo, long) with "
+            "fastreply's compiled and pure-Python parsers, smtplib.SMTP.getreply(), "
+            "aiosmtplib (when installed) and fastreply's smtplib drop-in, in rounds "
+            "that alternate the implementations; print median replies/s, MB/s, "
+            "ns per reply and the ratio to smtplib. Progress goes to stderr."
+        ),
+    )
+    bench.add_arguments(p)
+    p.set_defaults(run=_run_bench)
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.run_cli(args)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -109,6 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_parse(subparsers)
+    _add_table(subparsers)
+    _add_bench(subparsers)
     return parser
 
 
