@@ -330,3 +330,23 @@ def test_verdicts(impl: ModuleType) -> None:
         v.code = 250  # type: ignore[misc]
     with pytest.raises(TypeError, match="an int or a Reply, not str"):
         MODERN.check(Command.MAIL, "250")
+
+
+@pytest.mark.parametrize("form", [list, tuple, bytes, bytearray])
+def test_unexpected_positions(impl: ModuleType, form: type) -> None:
+    engine = impl.CodeMasks()
+    engine._set_masks(MODERN.masks)
+    log = [Command.CONNECT, Command.EHLO, Command.MAIL, Command.RCPT, Command.DATA]
+    commands = form(log)
+    replies = impl.ReplyParser().feed(b"250 ok\r\n354 go\r\n550 no\r\n")
+    # replies[i] answers commands[2 + i]: MAIL 250, RCPT 354 (!), DATA 550 (!)
+    assert engine.unexpected(commands, replies, 2) == [1, 2]
+    assert engine.unexpected(commands, [220, 250], 0) == []
+    assert engine.unexpected(commands, []) == []
+    with pytest.raises(ValueError, match="a command for every reply: 3 replies from position 3"):
+        engine.unexpected(commands, replies, 3)
+    with pytest.raises(ValueError, match="start must not be negative"):
+        engine.unexpected(commands, replies, -1)
+    with pytest.raises(ValueError, match="no command number 200"):
+        engine.unexpected(form([200]), [250])
+    assert MODERN.unexpected(commands, replies, 2) == [1, 2]

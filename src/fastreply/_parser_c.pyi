@@ -11,7 +11,7 @@ Both classes are ``cython.final`` in the extension (they cannot be
 subclassed at run time), hence ``@final`` here.
 """
 
-from typing import Any, Final, Iterable, final
+from typing import Any, Final, Iterable, Sequence, final
 
 from .enhanced import EnhancedStatus
 
@@ -117,3 +117,5 @@ class CodeMasks:
         """Whether ``command`` may be answered by ``code``."""
     def check_all(self, commands: Iterable[int], replies: Iterable[Any]) -> list[bool]:
         """:meth:`allows` for each (command, reply) pair, in order."""
+    def unexpected(self, commands: Sequence[int], replies: Iterable[Any], start: int = 0) -> list[int]:
+        """The positions in ``replies`` whose code ``commands`` does not allow."""

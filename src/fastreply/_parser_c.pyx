@@ -15,6 +15,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
+from cpython.list cimport PyList_GET_ITEM
+from cpython.long cimport PyLong_AsSsize_t
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
@@ -88,8 +90,149 @@ cdef extern from *:
         return n > 0 ? (const char *)memchr(p, 10, (size_t)n) : NULL;
     #endif
     }
+
+    /* A bitmap of the LF bytes in p[0:64]: bit i set when p[i] is LF. */
+    #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
+    #include <emmintrin.h>
+    static inline uint64_t fastreply_lf_mask64(const char *p)
+    {
+        const __m128i lf = _mm_set1_epi8(10);
+        uint64_t m0 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), lf));
+        uint64_t m1 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), lf));
+        uint64_t m2 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), lf));
+        uint64_t m3 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), lf));
+        return m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
+    }
+    #elif defined(__aarch64__) || defined(_M_ARM64)
+    #include <arm_neon.h>
+    static inline uint64_t fastreply_lf_mask16(const char *p)
+    {
+        /* Narrow the 0x00/0xFF lanes to nibbles: 4 bits per byte, then keep one. */
+        uint8x16_t eq = vceqq_u8(vld1q_u8((const uint8_t *)p), vdupq_n_u8(10));
+        uint64_t nib = vget_lane_u64(vreinterpret_u64_u8(vshrn_n_u16(vreinterpretq_u16_u8(eq), 4)), 0);
+        nib &= 0x1111111111111111ULL;  /* bit 4i set when byte i is LF */
+        /* Gather bit 4i to bit i. */
+        nib = (nib | (nib >> 3)) & 0x0303030303030303ULL;
+        nib = (nib | (nib >> 6)) & 0x000F000F000F000FULL;
+        nib = (nib | (nib >> 12)) & 0x000000FF000000FFULL;
+        nib = (nib | (nib >> 24)) & 0xFFFFULL;
+        return nib;
+    }
+    static inline uint64_t fastreply_lf_mask64(const char *p)
+    {
+        return fastreply_lf_mask16(p) | (fastreply_lf_mask16(p + 16) << 16)
+             | (fastreply_lf_mask16(p + 32) << 32) | (fastreply_lf_mask16(p + 48) << 48);
+    }
+    #else
+    static inline uint64_t fastreply_lf_mask64(const char *p)
+    {
+        uint64_t mask = 0;
+        int i;
+        for (i = 0; i < 64; i++) {
+            mask |= (uint64_t)(p[i] == 10) << i;
+        }
+        return mask;
+    }
+    #endif
+
+    #if defined(_MSC_VER) && !defined(__clang__)
+    #include <intrin.h>
+    static inline int fastreply_ctz64(uint64_t x)
+    {
+        unsigned long i;
+        _BitScanForward64(&i, x);
+        return (int)i;
+    }
+    #else
+    #define fastreply_ctz64(x) __builtin_ctzll(x)
+    #endif
+
+    /* Finds the LFs of a chunk one 64-byte block at a time: a block's bitmap
+       serves every line that ends in it, so a line costs a shift and a
+       count of trailing zeros instead of a search. */
+    typedef struct {
+        const char *p;
+        Py_ssize_t n;
+        Py_ssize_t base;   /* offset of the block the mask describes */
+        uint64_t mask;
+    } fastreply_lfscan;
+
+    static inline void fastreply_scan_init(fastreply_lfscan *s, const char *p, Py_ssize_t n)
+    {
+        s->p = p;
+        s->n = n;
+        s->base = -64;  /* no block yet: the first call loads one */
+        s->mask = 0;
+    }
+
+    /* The offset of the first LF in p[pos:stop] (stop <= n), or -1. */
+    static inline Py_ssize_t fastreply_scan_next(fastreply_lfscan *s, Py_ssize_t pos, Py_ssize_t stop)
+    {
+        for (;;) {
+            Py_ssize_t rel = pos - s->base;
+            if (rel >= 0 && rel < 64) {
+                uint64_t m = s->mask >> rel;
+                if (m) {
+                    Py_ssize_t i = pos + fastreply_ctz64(m);
+                    return i < stop ? i : -1;
+                }
+                pos = s->base + 64;
+            }
+            if (pos >= stop) {
+                return -1;
+            }
+            s->base = pos;
+            if (pos + 64 <= s->n) {
+                s->mask = fastreply_lf_mask64(s->p + pos);
+            } else {
+                char tail[64];
+                memset(tail, 0, sizeof tail);
+                memcpy(tail, s->p + pos, (size_t)(s->n - pos));
+                s->mask = fastreply_lf_mask64(tail);
+            }
+        }
+    }
+
+    /* The common case of a line, checked in a few instructions: p[start:lf+1]
+       is at most max_line bytes, starts with three digits (first 1-5; in
+       strict mode 2-5 then 0-5, and the line ends in CRLF) and a space or a
+       hyphen.  Returns 1 (last line) or 0 (more follow) and sets *code, or
+       -1 when the full check must decide (which then names any error). */
+    static inline int fastreply_quick_line(const char *p, Py_ssize_t start, Py_ssize_t lf,
+                                           Py_ssize_t max_line, int strict, int *code)
+    {
+        Py_ssize_t len = lf + 1 - start;
+        const unsigned char *u = (const unsigned char *)p + start;
+        uint32_t digits, c0;
+        if (len < 5 || len > max_line) {
+            return -1;
+        }
+        digits = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16);
+        /* every byte 0x30-0x39: high nibble 3, and still 3 after adding 6 */
+        if ((digits & 0xF0F0F0u) != 0x303030u || ((digits + 0x060606u) & 0xF0F0F0u) != 0x303030u) {
+            return -1;
+        }
+        c0 = u[0];
+        if (c0 < '1' || c0 > '5') {
+            return -1;
+        }
+        if (strict && (c0 == '1' || u[1] > '5' || p[lf - 1] != 13)) {
+            return -1;
+        }
+        *code = (int)(c0 - 48) * 100 + (int)(u[1] - 48) * 10 + (int)(u[2] - 48);
+        if (u[3] == ' ') {
+            return 1;
+        }
+        return u[3] == '-' ? 0 : -1;
+    }
     """
     const char* find_lf "fastreply_find_lf"(const char* p, Py_ssize_t n) noexcept nogil
+    int quick_line "fastreply_quick_line"(const char* p, Py_ssize_t start, Py_ssize_t lf,
+                                          Py_ssize_t max_line, int strict, int* code) noexcept nogil
+    ctypedef struct LfScan "fastreply_lfscan":
+        pass
+    void scan_init "fastreply_scan_init"(LfScan* s, const char* p, Py_ssize_t n) noexcept nogil
+    Py_ssize_t scan_next "fastreply_scan_next"(LfScan* s, Py_ssize_t pos, Py_ssize_t stop) noexcept nogil
 
 
 cdef struct LineState:
@@ -551,23 +694,31 @@ cdef class ReplyParser:
         """Parse p[0:n] in place; the parser buffer is empty and ``_offset`` is
         the stream offset of p[0].  Copy only an incomplete reply at the end."""
         cdef Py_ssize_t reply_start = 0, line_start = 0, window, lf
-        cdef const char* q
-        cdef int result
+        cdef int result, code = 0
         cdef Reply reply
         cdef LineState st = self._st   # a local copy the compiler can keep in registers
         cdef Py_ssize_t max_line = st.max_line
+        cdef LfScan scan
+        scan_init(&scan, p, n)
         while True:
             window = n - line_start
             if window > max_line:
                 window = max_line
-            q = find_lf(p + line_start, window)
-            if q == NULL:
+            lf = scan_next(&scan, line_start, line_start + window)
+            if lf < 0:
                 break
-            lf = q - p
-            result = check_line(p, line_start, lf, &st)
-            if result < 0:
-                self._st = st
-                self._line_error(result, p, line_start, lf, self._offset + line_start, out)
+            result = quick_line(p, line_start, lf, max_line, st.strict, &code)
+            if result >= 0 and (result or st.nlines + 1 < st.max_lines) and (
+                    st.nlines == 0 or not st.strict or code == st.first_code):
+                if st.nlines == 0:
+                    st.first_code = code
+                st.nlines += 1
+                st.last_code = code
+            else:
+                result = check_line(p, line_start, lf, &st)
+                if result < 0:
+                    self._st = st
+                    self._line_error(result, p, line_start, lf, self._offset + line_start, out)
             line_start = lf + 1
             if result:
                 # A reply is complete: p[reply_start:line_start].
@@ -739,3 +890,63 @@ cdef class CodeMasks:
                 code = item.code
             out[i] = True if self._allows(command, code) else False
         return out
+
+    def unexpected(self, commands, replies, Py_ssize_t start=0):
+        """The positions in ``replies`` whose code ``commands`` does not
+        allow, pairing ``replies[i]`` with ``commands[start + i]`` (a running
+        command log and the replies of one read).  Empty when all is well."""
+        cdef list reps = replies if type(replies) is list else list(replies)
+        cdef Py_ssize_t i, n = len(reps)
+        cdef Py_ssize_t command
+        cdef long code
+        cdef list out = []
+        cdef object item
+        if start < 0:
+            raise ValueError(f"start must not be negative, got {start}")
+        if start + n > len(commands):
+            raise ValueError(
+                f"unexpected() needs a command for every reply: {n} replies "
+                f"from position {start}, {len(commands)} commands"
+            )
+        cdef bint is_list = type(commands) is list
+        cdef const unsigned char* numbers = NULL
+        cdef Py_buffer view
+        if type(commands) is bytearray or type(commands) is bytes:
+            # A log of command numbers, one byte each: the fastest form.
+            PyObject_GetBuffer(commands, &view, PyBUF_SIMPLE)
+            try:
+                numbers = <const unsigned char*>view.buf
+                for i in range(n):
+                    command = numbers[start + i]
+                    if command >= self._ncommands:
+                        raise ValueError(f"no command number {command} in this table")
+                    item = <object>PyList_GET_ITEM(reps, i)
+                    if type(item) is Reply:
+                        code = (<Reply>item).code
+                    elif isinstance(item, int):
+                        code = item
+                    else:
+                        code = item.code
+                    if not self._allows(command, code):
+                        out.append(i)
+            finally:
+                PyBuffer_Release(&view)
+            return out
+        for i in range(n):
+            if is_list:
+                command = PyLong_AsSsize_t(<object>PyList_GET_ITEM(commands, start + i))
+            else:
+                command = commands[start + i]
+            if <size_t>command >= <size_t>self._ncommands:
+                raise ValueError(f"no command number {command} in this table")
+            item = <object>PyList_GET_ITEM(reps, i)
+            if type(item) is Reply:
+                code = (<Reply>item).code
+            elif isinstance(item, int):
+                code = item
+            else:
+                code = item.code
+            if not self._allows(command, code):
+                out.append(i)
+        return out
+

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import TYPE_CHECKING, Any, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .errors import (
     IncompleteReply,
@@ -669,3 +669,22 @@ class CodeMasks:
             self.allows(command, reply if isinstance(reply, int) else reply.code)
             for command, reply in zip(commands, replies)
         ]
+
+    def unexpected(self, commands: Sequence[int], replies: Iterable[Any], start: int = 0) -> list[int]:
+        """The positions in ``replies`` whose code ``commands`` does not
+        allow, pairing ``replies[i]`` with ``commands[start + i]`` (a running
+        command log and the replies of one read).  Empty when all is well."""
+        if start < 0:
+            raise ValueError(f"start must not be negative, got {start}")
+        replies = list(replies)
+        if start + len(replies) > len(commands):
+            raise ValueError(
+                f"unexpected() needs a command for every reply: {len(replies)} replies "
+                f"from position {start}, {len(commands)} commands"
+            )
+        return [
+            i
+            for i, reply in enumerate(replies)
+            if not self.allows(commands[start + i], reply if isinstance(reply, int) else reply.code)
+        ]
+
