@@ -1,0 +1,1 @@
+"""pytest-benchmark suite: `pytest bench` (see conftest.py)."""
