@@ -147,6 +147,21 @@ cdef extern from *:
     #define fastreply_ctz64(x) __builtin_ctzll(x)
     #endif
 
+    /* The same for the last n < 64 bytes of a chunk (once a chunk: kept out
+       of line so that the hot loop needs no stack buffer). */
+    #if defined(__GNUC__) || defined(__clang__)
+    __attribute__((noinline))
+    #elif defined(_MSC_VER)
+    __declspec(noinline)
+    #endif
+    static uint64_t fastreply_lf_mask_tail(const char *p, Py_ssize_t n)
+    {
+        char tail[64];
+        memset(tail, 0, sizeof tail);
+        memcpy(tail, p, (size_t)n);
+        return fastreply_lf_mask64(tail);
+    }
+
     /* Finds the LFs of a chunk one 64-byte block at a time: a block's bitmap
        serves every line that ends in it, so a line costs a shift and a
        count of trailing zeros instead of a search. */
@@ -182,53 +197,58 @@ cdef extern from *:
                 return -1;
             }
             s->base = pos;
-            if (pos + 64 <= s->n) {
-                s->mask = fastreply_lf_mask64(s->p + pos);
-            } else {
-                char tail[64];
-                memset(tail, 0, sizeof tail);
-                memcpy(tail, s->p + pos, (size_t)(s->n - pos));
-                s->mask = fastreply_lf_mask64(tail);
-            }
+            s->mask = pos + 64 <= s->n ? fastreply_lf_mask64(s->p + pos)
+                                       : fastreply_lf_mask_tail(s->p + pos, s->n - pos);
         }
     }
 
     /* The common case of a line, checked in a few instructions: p[start:lf+1]
-       is at most max_line bytes, starts with three digits (first 1-5; in
-       strict mode 2-5 then 0-5, and the line ends in CRLF) and a space or a
-       hyphen.  Returns 1 (last line) or 0 (more follow) and sets *code, or
-       -1 when the full check must decide (which then names any error). */
+       (at most max_line bytes: the caller checks) has at least four bytes
+       before its LF, starts with three digits (the first 1-5; in strict mode
+       2-5 then 0-5, and the line ends in CRLF) and a space or a hyphen.
+       Returns 1 (last line) or 0 (more follow), or -1 when the full check
+       must decide (which then names any error). */
     static inline int fastreply_quick_line(const char *p, Py_ssize_t start, Py_ssize_t lf,
-                                           Py_ssize_t max_line, int strict, int *code)
+                                           int strict)
     {
-        Py_ssize_t len = lf + 1 - start;
         const unsigned char *u = (const unsigned char *)p + start;
-        uint32_t digits, c0;
-        if (len < 5 || len > max_line) {
+        uint32_t head, c0;
+        if (lf - start < 4) {
             return -1;
         }
-        digits = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16);
-        /* every byte 0x30-0x39: high nibble 3, and still 3 after adding 6 */
-        if ((digits & 0xF0F0F0u) != 0x303030u || ((digits + 0x060606u) & 0xF0F0F0u) != 0x303030u) {
+    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || defined(_M_X64) || defined(_M_ARM64)
+        memcpy(&head, u, 4);  /* one load: the four bytes are inside the line */
+    #else
+        head = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16) | ((uint32_t)u[3] << 24);
+    #endif
+        /* three digits: each byte 0x30-0x39, high nibble 3 before and after adding 6 */
+        if (((head & 0xF0F0F0u) | ((head + 0x060606u) & 0xF0F0F0u)) != 0x303030u) {
             return -1;
         }
-        c0 = u[0];
+        c0 = head & 0xFF;
         if (c0 < '1' || c0 > '5') {
             return -1;
         }
         if (strict && (c0 == '1' || u[1] > '5' || p[lf - 1] != 13)) {
             return -1;
         }
-        *code = (int)(c0 - 48) * 100 + (int)(u[1] - 48) * 10 + (int)(u[2] - 48);
-        if (u[3] == ' ') {
-            return 1;
-        }
-        return u[3] == '-' ? 0 : -1;
+        head >>= 24;
+        return head == ' ' ? 1 : (head == '-' ? 0 : -1);
+    }
+
+    /* The code in the first three bytes of a line already checked. */
+    static inline int fastreply_code_at(const char *p)
+    {
+        return (p[0] - 48) * 100 + (p[1] - 48) * 10 + (p[2] - 48);
     }
     """
     const char* find_lf "fastreply_find_lf"(const char* p, Py_ssize_t n) noexcept nogil
+    uint64_t lf_mask64 "fastreply_lf_mask64"(const char* p) noexcept nogil
+    uint64_t lf_mask_tail "fastreply_lf_mask_tail"(const char* p, Py_ssize_t n) noexcept nogil
+    int ctz64 "fastreply_ctz64"(uint64_t x) noexcept nogil
     int quick_line "fastreply_quick_line"(const char* p, Py_ssize_t start, Py_ssize_t lf,
-                                          Py_ssize_t max_line, int strict, int* code) noexcept nogil
+                                          int strict) noexcept nogil
+    int code_at "fastreply_code_at"(const char* p) noexcept nogil
     ctypedef struct LfScan "fastreply_lfscan":
         pass
     void scan_init "fastreply_scan_init"(LfScan* s, const char* p, Py_ssize_t n) noexcept nogil
@@ -329,7 +349,7 @@ cdef tuple _split_raw(bytes raw):
 
 @cython.final
 @cython.no_gc  # holds only bytes and a tuple of bytes: it can never be part of a cycle
-@cython.freelist(1024)
+@cython.freelist(4096)
 cdef class Reply:
     """One complete SMTP reply: a code and its lines of text.
 
@@ -693,47 +713,67 @@ cdef class ReplyParser:
     cdef int _feed_direct(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
         """Parse p[0:n] in place; the parser buffer is empty and ``_offset`` is
         the stream offset of p[0].  Copy only an incomplete reply at the end."""
-        cdef Py_ssize_t reply_start = 0, line_start = 0, window, lf
-        cdef int result, code = 0
+        cdef Py_ssize_t reply_start = 0, line_start = 0, base = 0, seen, lf
+        cdef int result, code
+        cdef bint too_long = False
+        cdef uint64_t mask
         cdef Reply reply
         cdef LineState st = self._st   # a local copy the compiler can keep in registers
         cdef Py_ssize_t max_line = st.max_line
-        cdef LfScan scan
-        scan_init(&scan, p, n)
-        while True:
-            window = n - line_start
-            if window > max_line:
-                window = max_line
-            lf = scan_next(&scan, line_start, line_start + window)
-            if lf < 0:
-                break
-            result = quick_line(p, line_start, lf, max_line, st.strict, &code)
-            if result >= 0 and (result or st.nlines + 1 < st.max_lines) and (
-                    st.nlines == 0 or not st.strict or code == st.first_code):
-                if st.nlines == 0:
-                    st.first_code = code
-                st.nlines += 1
-                st.last_code = code
+        # One 64-byte block at a time: a bitmap of its LFs, then each line that
+        # ends in the block, in order.
+        while base < n:
+            if base + 64 <= n:
+                mask = lf_mask64(p + base)
+                seen = base + 64
             else:
-                result = check_line(p, line_start, lf, &st)
-                if result < 0:
-                    self._st = st
-                    self._line_error(result, p, line_start, lf, self._offset + line_start, out)
-            line_start = lf + 1
-            if result:
-                # A reply is complete: p[reply_start:line_start].
-                if objects:
-                    reply = Reply.__new__(Reply)
-                    reply.code = st.last_code
-                    reply._raw = PyBytes_FromStringAndSize(p + reply_start,
-                                                           line_start - reply_start)
-                    out.append(reply)
+                mask = lf_mask_tail(p + base, n - base)
+                seen = n
+            while mask:
+                lf = base + ctz64(mask)
+                mask &= mask - 1
+                if lf + 1 - line_start > max_line:
+                    too_long = True  # no LF in the first max_line bytes of the line
+                    break
+                result = quick_line(p, line_start, lf, st.strict)
+                if result >= 0 and (result or st.nlines + 1 < st.max_lines):
+                    # A good line.  Its code matters on the first line, the
+                    # last one, and every line in strict mode (same code).
+                    if st.nlines == 0:
+                        st.first_code = st.last_code = code_at(p + line_start)
+                    elif result or st.strict:
+                        code = code_at(p + line_start)
+                        if st.strict and code != st.first_code:
+                            result = -1
+                        st.last_code = code
                 else:
-                    out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
-                st.nlines = 0
-                reply_start = line_start
+                    result = -1
+                if result >= 0:
+                    st.nlines += 1
+                else:
+                    result = check_line(p, line_start, lf, &st)
+                    if result < 0:
+                        self._st = st
+                        self._line_error(result, p, line_start, lf, self._offset + line_start, out)
+                line_start = lf + 1
+                if result:
+                    # A reply is complete: p[reply_start:line_start].
+                    if objects:
+                        reply = Reply.__new__(Reply)
+                        reply.code = st.last_code
+                        reply._raw = PyBytes_FromStringAndSize(p + reply_start,
+                                                               line_start - reply_start)
+                        out.append(reply)
+                    else:
+                        out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
+                    st.nlines = 0
+                    reply_start = line_start
+            if too_long or seen - line_start >= max_line:
+                too_long = True
+                break
+            base = seen
         self._st = st
-        if window == max_line:
+        if too_long:
             # No LF in max_line bytes: this line cannot end within the limit.
             self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
                        self._offset + line_start,
