@@ -159,3 +159,31 @@ def test_feed_refuses_non_bytes(impl: ModuleType, bad: object) -> None:
         parser.feed(bad)
     # A TypeError does not break the parser.
     assert parser.feed(b"250 ok\r\n")[0].code == 250
+
+
+@pytest.mark.parametrize("strict", [False, True])
+@pytest.mark.parametrize("position", [0, 1, 2, 3])
+def test_every_byte_in_the_code_and_separator(both: tuple[ModuleType, ModuleType],
+                                              position: int, strict: bool) -> None:
+    """Each of the 256 byte values in each of the first four places of a line
+    gets the same answer from both implementations (the compiled one checks
+    those bytes with word arithmetic: a wrong mask once let non-digits pass)."""
+
+    def outcome(module: ModuleType, data: bytes) -> object:
+        try:
+            return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
+        except module.ReplyError as exc:
+            return type(exc).__name__, exc.offset
+
+    for value in range(256):
+        # (a stream, where the line to change starts)
+        for template, start in ((b"250 ok\r\n", 0), (b"250-a\r\n250 b\r\n", 7),
+                                (b"220 hi\r\n250-a\r\n250 b\r\n", 8)):
+            line = bytearray(template)
+            line[start + position] = value
+            data = bytes(line)
+            reference, compiled = (outcome(module, data) for module in both)
+            assert compiled == reference, data
+            if value in b"0123456789 -" or position > 0:
+                continue
+            assert isinstance(reference, tuple), data  # no digit first: an error

@@ -222,7 +222,7 @@ cdef extern from *:
         head = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16) | ((uint32_t)u[3] << 24);
     #endif
         /* three digits: each byte 0x30-0x39, high nibble 3 before and after adding 6 */
-        if (((head & 0xF0F0F0u) | ((head + 0x060606u) & 0xF0F0F0u)) != 0x303030u) {
+        if ((head & 0xF0F0F0u) != 0x303030u || ((head + 0x060606u) & 0xF0F0F0u) != 0x303030u) {
             return -1;
         }
         c0 = head & 0xFF;
