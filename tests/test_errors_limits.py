@@ -215,3 +215,30 @@ def test_hierarchy() -> None:
     ):
         assert issubclass(cls, errors.ReplyError)
         assert issubclass(cls, ValueError)
+
+
+def test_an_error_keeps_nothing_alive_without_the_gc(impl: ModuleType) -> None:
+    """Refused bytes are freed when the caller drops the exception, without
+    waiting for the cyclic GC (no reference cycle through the traceback)."""
+    import gc
+    import tracemalloc
+
+    attack = b"250 " + b"x" * 200_000
+    gc.collect()
+    gc.disable()
+    tracemalloc.start()
+    try:
+        base = tracemalloc.get_traced_memory()[0]
+        for _ in range(20):
+            parser = impl.ReplyParser(max_line_length=100_000)
+            with pytest.raises(impl.LineTooLong):
+                parser.feed(attack)
+            parser.reset()
+            with pytest.raises(impl.LineTooLong):
+                parser.feed(attack)
+            del parser  # dropped while stopped, without reset()
+        held = tracemalloc.get_traced_memory()[0] - base
+    finally:
+        tracemalloc.stop()
+        gc.enable()
+    assert held < 64 * 1024, held

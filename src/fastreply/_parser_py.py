@@ -318,7 +318,8 @@ class ReplyParser:
         self._texts: list[bytes] = []
         self._first_code = -1
         self._last_code = -1
-        self._error: ReplyError | None = None
+        # What stopped the parser: (class, reason, offset, line), or None.
+        self._error: tuple[type[ReplyError], str, int, bytes] | None = None
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Reply]:
         """Parse ``data`` (the next bytes of the stream) and return the replies
@@ -363,12 +364,12 @@ class ReplyParser:
     # -- internals --------------------------------------------------------
 
     def _stopped(self) -> ReplyError:
-        error = self._error
-        assert error is not None
-        return type(error)(
-            f"parser stopped by an earlier error ({error.reason}); call reset()",
-            offset=error.offset,
-            line=error.line,
+        assert self._error is not None
+        cls, reason, offset, line = self._error
+        return cls(
+            f"parser stopped by an earlier error ({reason}); call reset()",
+            offset=offset,
+            line=line,
         )
 
     def _fail(
@@ -379,9 +380,16 @@ class ReplyParser:
         line: bytes | bytearray,
         replies: list[Any],
     ) -> None:
-        error = cls(reason, offset=self._offset + start, line=bytes(line), replies=replies)
-        self._error = error
-        raise error
+        # No local name for the exception: its traceback holds this frame,
+        # and a frame that held the exception would be a reference cycle
+        # keeping the refused bytes alive until the cyclic GC ran.
+        raise self._stop(cls(reason, offset=self._offset + start, line=bytes(line), replies=replies))
+
+    def _stop(self, error: ReplyError) -> ReplyError:
+        """Remember what stopped the parser (not the exception itself, which
+        holds the frames that saw the refused bytes)."""
+        self._error = (type(error), error.reason, error.offset, error.line)
+        return error
 
     def _feed(self, data: bytes | bytearray | memoryview, replies: list[Reply]) -> None:
         if self._error is not None:
