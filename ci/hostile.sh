@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# Hostile input and load, all in one: fuzzing, sanitizers, valgrind, bounded
+# memory, linear time, and the load test.
+#
+#   ci/hostile.sh [--quick]  the short forms, about 5 minutes here:
+#                              fuzz 45 s, ASan+UBSan (quick suite, corpus,
+#                              15,000 mutations), valgrind on the parser tests
+#                              and corpus, hostile streams of 32 MB, linear
+#                              time at 1 and 4 MB, load at 100 sessions
+#   ci/hostile.sh --full     the full forms (well over an hour): fuzz 1 hour,
+#                              ASan+UBSan whole suite, valgrind whole suite,
+#                              256 MB hostile streams, linear-time benchmark
+#                              (1, 10, 100 MB), load at 500 sessions
+#
+# Each step is its own script, runnable alone (see its header); the short
+# form of each is also a line of .ci/run.  The first failing step fails the
+# run.  One venv (.venv-hostile, built by ci/setup.sh from this tree,
+# compiled module required; or FASTREPLY_PY if set) serves every step but the
+# sanitizer build, which has its own outside the tree.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+FULL=0
+case "${1:-}" in
+    --full) FULL=1 ;;
+    --quick | "") ;;
+    *) echo "usage: $0 [--quick|--full]" >&2; exit 2 ;;
+esac
+START=$SECONDS
+banner() { echo; echo "######## [hostile $((SECONDS - START))s] $*"; }
+
+if [ -z "${FASTREPLY_PY:-}" ]; then
+    banner "set-up (.venv-hostile)"
+    FASTREPLY_PY="$(pwd)/$(bash ci/setup.sh .venv-hostile)"
+fi
+export FASTREPLY_PY
+"$FASTREPLY_PY" -c 'import aiosmtpd' 2>/dev/null ||
+    "$FASTREPLY_PY" -m pip install --quiet --disable-pip-version-check aiosmtpd >&2
+
+if [ "$FULL" = 1 ]; then
+    banner "fuzz (full: up to 20M inputs or 1 hour)"
+    bash ci/fuzz.sh 20000000 3600
+    banner "ASan+UBSan (full suite)"
+    bash ci/sanitize.sh
+    banner "valgrind memcheck (full suite)"
+    bash ci/valgrind.sh
+    banner "hostile streams, 256 MB each"
+    "$FASTREPLY_PY" bench/memory_hostile.py --size-mb 256
+    banner "linear time, 1/10/100 MB"
+    "$FASTREPLY_PY" bench/linear_time.py
+    banner "load: 500 concurrent sessions"
+    "$FASTREPLY_PY" bench/load.py --sessions 500 --timeout 300
+else
+    banner "fuzz (quick)"
+    bash ci/fuzz.sh --quick
+    banner "ASan+UBSan (quick)"
+    bash ci/sanitize.sh --quick
+    banner "valgrind memcheck (quick)"
+    bash ci/valgrind.sh --quick
+    banner "hostile streams, 32 MB each"
+    "$FASTREPLY_PY" bench/memory_hostile.py --size-mb 32
+    banner "linear time, 1 and 4 MB"
+    "$FASTREPLY_PY" bench/linear_time.py --sizes 1,4
+    banner "load: 100 concurrent sessions"
+    "$FASTREPLY_PY" bench/load.py --sessions 100 --timeout 60
+fi
+banner "hostile: all steps passed"

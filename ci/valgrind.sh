@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Valgrind memcheck of the test suite on the normal build of the compiled
+# parser (not the sanitizer build): invalid reads and writes, uses of
+# uninitialised memory and definite leaks.  The run fails on any error that
+# touches fastreply's compiled module; CPython's and glibc's own noise is
+# suppressed (ci/valgrind-python.supp) or counted and shown, not failed on.
+#
+#   ci/valgrind.sh [--quick] [--no-selfcheck] [extra pytest arguments]
+#
+#   (default)  the whole suite, compiled module required (about 10 minutes
+#              here), the fuzz corpus replayed, 20,000 random mutations of it
+#   --quick    the limit, hostile-input and regression tests against the
+#              compiled module only (no pure-Python parametrisations, no
+#              tracemalloc measurements; the regression tests replay the
+#              whole fuzz corpus), 500 random mutations of the corpus
+#              (about 80-90 s here, with FASTREPLY_PY set)
+#   --no-selfcheck  skip the first step, which proves that the report does
+#              fail on an error in a module named _parser_c (a 1-byte heap
+#              overread in a throw-away extension built for that purpose)
+#
+# Why these options: PYTHONMALLOC=malloc makes every Python object a malloc
+# block memcheck can check (pymalloc's arenas would hide overruns);
+# --track-origins=yes tells where an uninitialised value came from, which is
+# how an error seen later in interpreter code is still traced back to the
+# extension; --errors-for-leak-kinds=definite because the interpreter keeps
+# much of its memory "possibly lost" or "still reachable" at exit by design.
+# Reports are written per process (build/valgrind/*.xml) and judged by
+# ci/valgrind_report.py.  FASTREPLY_PY=/path/to/python skips the set-up.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+QUICK=0
+SELFCHECK=1
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1; shift ;;
+        --no-selfcheck) SELFCHECK=0; shift ;;
+        *) break ;;
+    esac
+done
+START=$SECONDS
+step() { echo "== [valgrind $((SECONDS - START))s] $*"; }
+if ! command -v valgrind >/dev/null; then
+    step "installing valgrind"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq valgrind >/dev/null
+fi
+PY="${FASTREPLY_PY:-}"
+if [ -z "$PY" ]; then
+    PY="$(bash ci/setup.sh .venv-hostile)"
+fi
+"$PY" -c 'import fastreply; assert fastreply.IMPLEMENTATION == "cython", fastreply.IMPLEMENTATION'
+# A venv given by FASTREPLY_PY must hold a build of this tree's parser, not an older one.
+"$PY" - <<'PYEOF'
+import os, sys
+import fastreply._parser_c as c
+src = os.path.join("src", "fastreply", "_parser_c.pyx")
+if os.path.getmtime(c.__file__) < os.path.getmtime(src):
+    sys.exit(f"{c.__file__} is older than {src}: rebuild it (bash ci/setup.sh VENV) "
+             "or leave FASTREPLY_PY unset")
+PYEOF
+OUT=build/valgrind
+rm -rf "$OUT"
+mkdir -p "$OUT"
+unset FASTREPLY_NO_EXTENSIONS
+VG=(valgrind --tool=memcheck --track-origins=yes --leak-check=full
+    --show-leak-kinds=definite --errors-for-leak-kinds=definite
+    --suppressions=ci/valgrind-python.supp --child-silent-after-fork=yes
+    --num-callers=40 --xml=yes)
+
+if [ "$SELFCHECK" = 1 ]; then
+    step "self-check: an overread in a module named _parser_c must fail the report"
+    mkdir -p "$OUT/selfcheck"
+    cat >"$OUT/selfcheck/probe.c" <<'EOF'
+#include <Python.h>
+#include <stdlib.h>
+static PyObject *overread(PyObject *self, PyObject *args) {
+    volatile char *p = malloc(8);
+    char c;
+    p[0] = 0;
+    c = p[8];           /* one byte past the block */
+    free((void *)p);
+    return PyLong_FromLong(c);
+}
+static PyMethodDef methods[] = {{"overread", overread, METH_NOARGS, NULL}, {NULL}};
+static struct PyModuleDef mod = {PyModuleDef_HEAD_INIT, "_parser_c_selfcheck", NULL, -1, methods};
+PyMODINIT_FUNC PyInit__parser_c_selfcheck(void) { return PyModule_Create(&mod); }
+EOF
+    INC="$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["include"])')"
+    SUFFIX="$("$PY" -c 'import sysconfig; print(sysconfig.get_config_var("EXT_SUFFIX"))')"
+    cc -shared -fPIC -O0 -g -I"$INC" "$OUT/selfcheck/probe.c" -o "$OUT/selfcheck/_parser_c_selfcheck$SUFFIX"
+    PYTHONMALLOC=malloc PYTHONPATH="$OUT/selfcheck" "${VG[@]}" --xml-file="$OUT/selfcheck/probe-%p.xml" \
+        "$PY" -c 'import _parser_c_selfcheck as m; m.overread()' 2>/dev/null
+    if "$PY" ci/valgrind_report.py "$OUT"/selfcheck/probe-*.xml >"$OUT/selfcheck/report.txt"; then
+        cat "$OUT/selfcheck/report.txt"
+        echo "valgrind: the self-check error was not caught; the report cannot be trusted" >&2
+        exit 1
+    fi
+    grep -q 'FASTREPLY ERROR InvalidRead' "$OUT/selfcheck/report.txt" ||
+        { cat "$OUT/selfcheck/report.txt" >&2; exit 1; }
+    echo "self-check: caught ($(grep -m1 'FASTREPLY ERROR' "$OUT/selfcheck/report.txt"))"
+fi
+
+if [ "$QUICK" = 1 ]; then
+    # (the tracemalloc measurements of test_hostile.py are left to the
+    # normal runs: here memcheck's own leak check does that job, 10x faster)
+    SELECT=(tests/test_errors_limits.py tests/test_hostile.py tests/test_regressions.py
+            -k "not python and not traced_memory and not no_memory_kept and not does_not_pin")
+    step "quick: limits, hostile input, regressions and the fuzz corpus (compiled module) under memcheck"
+else
+    SELECT=()
+    step "the whole test suite under memcheck"
+fi
+set +e
+PYTHONMALLOC=malloc "${VG[@]}" --xml-file="$OUT/suite-%p.xml" \
+    "$PY" -m pytest -p no:cacheprovider --c-extensions -q "${SELECT[@]}" "$@"
+suite=$?
+corpus=0
+if [ "$QUICK" = 0 ]; then
+    step "the fuzz corpus replayed under memcheck"
+    PYTHONMALLOC=malloc "${VG[@]}" --xml-file="$OUT/corpus-%p.xml" \
+        "$PY" fuzz/fuzz_parser.py --replay fuzz/corpus
+    corpus=$?
+fi
+RANDOM_INPUTS=20000
+if [ "$QUICK" = 1 ]; then
+    RANDOM_INPUTS=500
+fi
+step "$RANDOM_INPUTS random mutations of the fuzz corpus under memcheck"
+PYTHONMALLOC=malloc "${VG[@]}" --xml-file="$OUT/random-%p.xml" \
+    "$PY" fuzz/fuzz_parser.py --random "$RANDOM_INPUTS" --keep-going fuzz/corpus
+random=$?
+set -e
+step "report"
+report=0
+"$PY" ci/valgrind_report.py "$OUT"/suite-*.xml "$OUT"/random-*.xml \
+    $(ls "$OUT"/corpus-*.xml 2>/dev/null) || report=$?
+if [ "$suite" -ne 0 ] || [ "$corpus" -ne 0 ] || [ "$random" -ne 0 ] || [ "$report" -ne 0 ]; then
+    echo "valgrind FAILED (suite exit $suite, corpus exit $corpus, random inputs exit $random," \
+        "report exit $report)" >&2
+    exit 1
+fi
+step "valgrind: clean"
