@@ -842,6 +842,15 @@ cdef enum:
 MASK_CODES = C_MASK_CODES
 
 
+cdef inline long _code_of(object item) except? -1:
+    """The code of a reply given as a Reply (of either implementation) or an int."""
+    if type(item) is Reply:
+        return (<Reply>item).code
+    if isinstance(item, int):
+        return item
+    return item.code
+
+
 cdef class CodeMasks:
     """The bitmask engine under :class:`fastreply.tables.ReplyTable`: one
     mask per command (a command's number indexes them), bit ``code`` set
@@ -910,7 +919,6 @@ cdef class CodeMasks:
         cdef Py_ssize_t command
         cdef long code
         cdef list out
-        cdef object item
         if n != len(reps):
             raise ValueError(
                 f"check_all() needs one command per reply, got {n} "
@@ -921,13 +929,7 @@ cdef class CodeMasks:
             command = cmds[i]
             if <size_t>command >= <size_t>self._ncommands:
                 raise ValueError(f"no command number {command} in this table")
-            item = reps[i]
-            if type(item) is Reply:
-                code = (<Reply>item).code
-            elif isinstance(item, int):
-                code = item
-            else:
-                code = item.code
+            code = _code_of(reps[i])
             out[i] = True if self._allows(command, code) else False
         return out
 
@@ -940,7 +942,6 @@ cdef class CodeMasks:
         cdef Py_ssize_t command
         cdef long code
         cdef list out = []
-        cdef object item
         if start < 0:
             raise ValueError(f"start must not be negative, got {start}")
         if start + n > len(commands):
@@ -960,13 +961,7 @@ cdef class CodeMasks:
                     command = numbers[start + i]
                     if command >= self._ncommands:
                         raise ValueError(f"no command number {command} in this table")
-                    item = <object>PyList_GET_ITEM(reps, i)
-                    if type(item) is Reply:
-                        code = (<Reply>item).code
-                    elif isinstance(item, int):
-                        code = item
-                    else:
-                        code = item.code
+                    code = _code_of(<object>PyList_GET_ITEM(reps, i))
                     if not self._allows(command, code):
                         out.append(i)
             finally:
@@ -979,13 +974,7 @@ cdef class CodeMasks:
                 command = commands[start + i]
             if <size_t>command >= <size_t>self._ncommands:
                 raise ValueError(f"no command number {command} in this table")
-            item = <object>PyList_GET_ITEM(reps, i)
-            if type(item) is Reply:
-                code = (<Reply>item).code
-            elif isinstance(item, int):
-                code = item
-            else:
-                code = item.code
+            code = _code_of(<object>PyList_GET_ITEM(reps, i))
             if not self._allows(command, code):
                 out.append(i)
         return out
