@@ -13,6 +13,8 @@ subclassed at run time), hence ``@final`` here.
 
 from typing import Any, Final, Iterable, Sequence, final
 
+from typing_extensions import disjoint_base
+
 from .enhanced import EnhancedStatus
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -105,6 +107,7 @@ class ReplyParser:
 #: Codes a mask can hold: bit ``code`` for every code 0 to 999.
 MASK_CODES: Final = 1000
 
+@disjoint_base
 class CodeMasks:
     """The command x code bitmask engine under ``fastreply.tables.ReplyTable``."""
 
