@@ -34,15 +34,9 @@ if [ -z "$PY" ]; then
     PY="$(bash ci/setup.sh .venv-hostile)"
 fi
 "$PY" -c 'import fastreply; assert fastreply.IMPLEMENTATION == "cython", fastreply.IMPLEMENTATION'
-# A venv given by FASTREPLY_PY must hold a build of this tree's parser, not an older one.
-"$PY" - <<'PYEOF'
-import os, sys
-import fastreply._parser_c as c
-src = os.path.join("src", "fastreply", "_parser_c.pyx")
-if os.path.getmtime(c.__file__) < os.path.getmtime(src):
-    sys.exit(f"{c.__file__} is older than {src}: rebuild it (bash ci/setup.sh VENV) "
-             "or leave FASTREPLY_PY unset")
-PYEOF
+# A venv given by FASTREPLY_PY must hold this tree's fastreply, not an older one:
+# the same .py files, and a compiled module built after the .pyx last changed.
+"$PY" ci/check_installed.py
 
 OUT=build/fuzz
 mkdir -p "$OUT/corpus" "$OUT/artifacts"

@@ -6,11 +6,14 @@
 #                              fuzz 45 s, ASan+UBSan (quick suite, corpus,
 #                              15,000 mutations), valgrind on the parser tests
 #                              and corpus, hostile streams of 32 MB, linear
-#                              time at 1 and 4 MB, load at 100 sessions
+#                              time at 1 and 4 MB, load at 300 sessions
+#                              (and 200 against Postfix when FASTREPLY_POSTFIX
+#                              is set, as .ci/run does)
 #   ci/hostile.sh --full     the full forms (well over an hour): fuzz 1 hour,
 #                              ASan+UBSan whole suite, valgrind whole suite,
 #                              256 MB hostile streams, linear-time benchmark
-#                              (1, 10, 100 MB), load at 500 sessions
+#                              (1, 10, 100 MB), load at 500 sessions (1000
+#                              against Postfix)
 #
 # Each step is its own script, runnable alone (see its header); the short
 # form of each is also a line of .ci/run.  The first failing step fails the
@@ -60,7 +63,15 @@ else
     "$FASTREPLY_PY" bench/memory_hostile.py --size-mb 32
     banner "linear time, 1 and 4 MB"
     "$FASTREPLY_PY" bench/linear_time.py --sizes 1,4
-    banner "load: 100 concurrent sessions"
-    "$FASTREPLY_PY" bench/load.py --sessions 100 --timeout 60
+    banner "load: 300 concurrent sessions (aiosmtpd)"
+    "$FASTREPLY_PY" bench/load.py --sessions 300 --timeout 60
+fi
+if [ -n "${FASTREPLY_POSTFIX:-}" ]; then
+    # Postfix allows 50 connections per client by default: 40 at once.
+    banner "load: Postfix at $FASTREPLY_POSTFIX, $([ "$FULL" = 1 ] && echo 1000 || echo 200) sessions, 40 at once"
+    "$FASTREPLY_PY" bench/load.py --server "$FASTREPLY_POSTFIX" --concurrency 40 \
+        --sessions "$([ "$FULL" = 1 ] && echo 1000 || echo 200)" --timeout 120
+else
+    banner "load: no Postfix (FASTREPLY_POSTFIX unset, see ci/postfix.sh): aiosmtpd only"
 fi
 banner "hostile: all steps passed"

@@ -2,13 +2,27 @@
 
     python ci/valgrind_report.py REPORT.xml...
 
-An error is fastreply's when a frame of its compiled module (an object file
-named ``_parser_c``) is in the error's stack, or in the stack where an
-uninitialised value came from (``--track-origins=yes``), or, for a leak, in
-the stack that allocated the lost block.  Each such error is printed in full
-and the exit status is 1.  Everything else left after the suppressions
-(ci/valgrind-python.supp) is interpreter or libc noise: counted, and the
-kinds shown by their top frames and origin, without failing.
+An error is fastreply's when its compiled module (an object file named
+``_parser_c``) is to blame:
+
+* for a read or write of a bad address, a jump on or a use of an
+  uninitialised value, a bad free and the like: a frame of the module is on
+  the error's stack *before any interpreter eval frame*
+  (``_PyEval_EvalFrameDefault``) -- the module's own code, or a C API function
+  the module called directly, did it -- or the same holds for the stack
+  where the uninitialised value came from (``--track-origins=yes``) or where
+  the block was allocated or freed.  An error raised in Python code that the
+  module merely called (its ``Reply.enhanced`` getter runs enhanced.py, say)
+  has an eval frame between the module and the error: that is the
+  interpreter's, and is listed as such ("via _parser_c");
+* for a leak: a frame of the module anywhere on the allocation stack (a
+  reference the module forgot to drop shows there even when the object was
+  made by Python code it called).
+
+Each such error is printed in full and the exit status is 1.  Everything
+else left after the suppressions (ci/valgrind-python.supp) is interpreter
+or libc noise: counted, and the kinds shown by their top frames and origin,
+without failing.
 """
 
 from __future__ import annotations
@@ -18,6 +32,21 @@ import sys
 import xml.etree.ElementTree as ET
 
 OURS = "_parser_c"
+EVAL = "_PyEval_EvalFrameDefault"
+
+
+def blames_us(stack: list[tuple[str, str, str]]) -> bool:
+    """A frame of ours before (inside of) any interpreter eval frame."""
+    for fn, obj, _ in stack:
+        if OURS in obj:
+            return True
+        if fn == EVAL:
+            return False
+    return False
+
+
+def passes_through_us(stack: list[tuple[str, str, str]]) -> bool:
+    return any(OURS in obj for _, obj, _ in stack)
 
 
 def frames(stack: ET.Element) -> list[tuple[str, str, str]]:
@@ -48,7 +77,11 @@ def main(paths: list[str]) -> int:
             kind = error.findtext("kind") or "?"
             what = error.findtext("what") or error.findtext("xwhat/text") or ""
             stacks = [frames(stack) for stack in error.findall("stack")]
-            if any(OURS in obj for stack in stacks for _, obj, _ in stack):
+            if kind.startswith("Leak_"):
+                ours_here = any(passes_through_us(stack) for stack in stacks)
+            else:
+                ours_here = any(blames_us(stack) for stack in stacks)
+            if ours_here:
                 text = [f"{kind}: {what}"]
                 for index, stack in enumerate(stacks):
                     text.append("  origin:" if index else "  at:")
@@ -57,7 +90,8 @@ def main(paths: list[str]) -> int:
             else:
                 top = " < ".join(fn for fn, _, _ in stacks[0][:3]) if stacks else "?"
                 origin = " < ".join(fn for fn, _, _ in stacks[1][:3]) if len(stacks) > 1 else ""
-                noise[(kind, top, origin)] += 1
+                via = " via _parser_c" if any(passes_through_us(st) for st in stacks) else ""
+                noise[(kind + via, top, origin)] += 1
     print(f"valgrind: {reports} process report(s); {len(ours)} error(s) in fastreply code; "
           f"{sum(noise.values())} unsuppressed interpreter/libc error(s) in "
           f"{len(noise)} kind(s); {suppressed} suppressed")

@@ -1,0 +1,26 @@
+"""Exit non-zero unless the interpreter running this holds this tree's
+fastreply: the same .py files, and a compiled module built after the .pyx
+last changed.  Used by ci/fuzz.sh and ci/valgrind.sh when FASTREPLY_PY names
+a venv (run from the project root)."""
+
+import filecmp
+import glob
+import os
+import sys
+
+import fastreply
+import fastreply._parser_c as compiled
+
+installed = os.path.dirname(fastreply.__file__)
+stale = [
+    os.path.basename(src)
+    for src in sorted(glob.glob("src/fastreply/*.py"))
+    if not filecmp.cmp(src, os.path.join(installed, os.path.basename(src)), shallow=False)
+]
+if os.path.getmtime(compiled.__file__) < os.path.getmtime("src/fastreply/_parser_c.pyx"):
+    stale.append(os.path.basename(compiled.__file__) + " (older than _parser_c.pyx)")
+if stale:
+    sys.exit(
+        f"the fastreply in {installed} is not this tree's: {', '.join(stale)} differ; "
+        "rebuild it (bash ci/setup.sh VENV) or leave FASTREPLY_PY unset"
+    )
