@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from fastreply import _parser
+from fastreply import _parser, _parser_py
 from fastreply.commands import Command
+from fastreply.errors import MalformedReply
 from fastreply.tables import (
     DEFAULT_TABLE,
     MODERN,
@@ -350,3 +351,114 @@ def test_unexpected_positions(impl: ModuleType, form: type) -> None:
     with pytest.raises(ValueError, match="no command number 200"):
         engine.unexpected(form([200]), [250])
     assert MODERN.unexpected(commands, replies, 2) == [1, 2]
+
+
+# -- feed_checked(): the check inside the parse loop ------------------------------
+
+
+def _engine(impl: ModuleType, kind: str) -> object:
+    """MODERN itself (the active engine), or MODERN's masks in ``impl``'s
+    engine, or in the pure-Python engine."""
+    if kind == "table":
+        return MODERN
+    engine = (impl if kind == "same" else _parser_py).CodeMasks()
+    engine._set_masks(MODERN.masks)
+    return engine
+
+
+@pytest.mark.parametrize("kind", ["table", "same", "python"])
+@pytest.mark.parametrize("form", [list, tuple, bytes, bytearray])
+def test_feed_checked_positions(impl: ModuleType, form: type, kind: str) -> None:
+    table = _engine(impl, kind)
+    log = form([Command.CONNECT, Command.EHLO, Command.MAIL, Command.RCPT, Command.DATA])
+    parser = impl.ReplyParser()
+    # replies answer log[2:]: MAIL 250, RCPT 354 (!), DATA 550 (!), then one
+    # reply past the end of the log (!)
+    replies, bad = parser.feed_checked(
+        b"250 ok\r\n354 go\r\n550 no\r\n221 bye\r\n250 ha", table, log, 2)
+    assert [r.code for r in replies] == [250, 354, 550, 221]
+    assert bad == [1, 2, 3]
+    assert parser.buffered == 6
+    replies, bad = parser.feed_checked(b"ppy\r\n", table, log, 0)  # log[0] is CONNECT
+    assert [r.code for r in replies] == [250] and bad == [0]
+    assert parser.feed_checked(b"", table, log, 9) == ([], [])
+
+
+@pytest.mark.parametrize(
+    ("table", "log", "start", "error", "message"),
+    [
+        (MODERN, bytearray([1, 200]), 0, ValueError,
+         r"commands\[1\] is 200, not a command number of this table \(0-23\)"),
+        (MODERN, [1, 2, -1], 1, ValueError, r"commands\[2\] is -1, not a command number"),
+        (MODERN, [1, "MAIL"], 0, ValueError, r"commands\[1\] is 'MAIL', not a command number"),
+        (MODERN, [1, True], 0, ValueError, r"commands\[1\] is True, not a command number"),
+        (MODERN, bytes([1]), -1, ValueError, "start must not be negative, got -1"),
+        (MODERN, bytes([1]), 1.0, TypeError, "start must be an int, not float"),
+        (MODERN, "MAIL", 0, TypeError, "commands must be a sequence of command numbers"),
+        (MODERN, {1, 2}, 0, TypeError, "commands must be a sequence of command numbers"),
+        ({}, bytes([1]), 0, TypeError, "table must be a ReplyTable, not dict"),
+    ],
+)
+def test_feed_checked_bad_arguments_lose_nothing(
+    impl: ModuleType, table: object, log: object, start: object, error: type, message: str
+) -> None:
+    parser = impl.ReplyParser()
+    assert parser.feed(b"250-a\r\n") == []
+    with pytest.raises(error, match=message):
+        parser.feed_checked(b"250 b\r\n250 c\r\n250 d\r\n", table, log, start)
+    # Refused before parsing: nothing was consumed, and the parser goes on.
+    assert parser.buffered == 7 and parser.offset == 7
+    assert parser.feed(b"250 b\r\n") == [impl.Reply(250, (b"a", b"b"))]
+
+
+def test_feed_checked_looks_only_at_the_log_it_may_use(impl: ModuleType) -> None:
+    # 8 bytes complete at most 2 replies: a bad number further on is not read.
+    log = bytearray([Command.MAIL, Command.RCPT, 200])
+    assert impl.ReplyParser().feed_checked(b"250 a\r\n", MODERN, log)[1] == []
+    with pytest.raises(ValueError, match=r"commands\[2\] is 200"):
+        impl.ReplyParser().feed_checked(b"250 a\r\n250 b\r\n", MODERN, log)
+
+
+def test_feed_checked_errors_carry_the_replies(impl: ModuleType) -> None:
+    parser = impl.ReplyParser()
+    with pytest.raises(MalformedReply) as caught:
+        parser.feed_checked(b"250 a\r\n354 b\r\nxyz\r\n", MODERN, bytes([Command.MAIL] * 3))
+    assert [r.code for r in caught.value.replies] == [250, 354]
+    with pytest.raises(MalformedReply, match="parser stopped"):
+        parser.feed_checked(b"250 a\r\n", MODERN, bytes([Command.MAIL]))
+
+
+@given(
+    stream=st.lists(
+        st.tuples(st.sampled_from([220, 221, 250, 251, 334, 354, 421, 450, 500, 550, 554]),
+                  st.integers(1, 3)),
+        max_size=40,
+    ),
+    log=st.lists(st.sampled_from(list(Command)), max_size=45),
+    cuts=st.lists(st.integers(0, 2000), max_size=6),
+    form=st.sampled_from([bytes, bytearray, list]),
+)
+def test_feed_checked_equals_unexpected(
+    impl: ModuleType, stream: list[tuple[int, int]], log: list[Command], cuts: list[int],
+    form: type,
+) -> None:
+    """In any chunks, the positions are those unexpected() gives on the
+    replies, with a reply past the end of the log unexpected too."""
+    data = b"".join(
+        b"".join(b"%d-x\r\n" % code for _ in range(n - 1)) + b"%d y\r\n" % code
+        for code, n in stream
+    )
+    commands = form(log)
+    parser = impl.ReplyParser()
+    replies: list[object] = []
+    bad: list[int] = []
+    points = sorted({min(c, len(data)) for c in cuts} | {0, len(data)})
+    for a, b in zip(points, points[1:]):
+        got, flagged = parser.feed_checked(data[a:b], MODERN, commands, len(replies))
+        bad += [len(replies) + i for i in flagged]
+        replies += got
+    parser.close()
+    assert [r.code for r in replies] == [code for code, _ in stream]  # type: ignore[attr-defined]
+    logged = min(len(log), len(replies))
+    expected = MODERN.unexpected(commands, replies[:logged])
+    assert bad == expected + list(range(logged, len(replies)))

@@ -100,6 +100,15 @@ class ReplyParser:
         """Parse ``data`` and return the replies it completed, in order."""
     def feed_codes(self, data: bytes | bytearray | memoryview) -> list[int]:
         """Like :meth:`feed`, but return only the code of each completed reply."""
+    def feed_checked(
+        self,
+        data: bytes | bytearray | memoryview,
+        table: CodeMasks,
+        commands: Sequence[int],
+        start: int = 0,
+    ) -> tuple[list[Reply], list[int]]:
+        """Like :meth:`feed`, and return the positions of the replies whose
+        code their command in ``commands[start:]`` does not allow."""
     def close(self) -> None:
         """Declare the end of the stream; raise ``IncompleteReply`` if a reply
         was cut short."""

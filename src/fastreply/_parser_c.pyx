@@ -15,7 +15,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
-from cpython.list cimport PyList_GET_ITEM
+from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
 from cpython.long cimport PyLong_AsSsize_t
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
@@ -25,6 +25,7 @@ from fastreply._parser_py import (
     DEFAULT_MAX_REPLY_LINES,
     _canonical,
     _check_limit,
+    _check_log,
     _check_reply_args,
 )
 from fastreply.errors import (
@@ -236,6 +237,17 @@ cdef extern from *:
         return head == ' ' ? 1 : (head == '-' ? 0 : -1);
     }
 
+    /* The largest byte of p[0:n] (0 if n is 0): a loop compilers vectorise. */
+    static unsigned char fastreply_max_byte(const unsigned char *p, Py_ssize_t n)
+    {
+        unsigned char top = 0;
+        Py_ssize_t i;
+        for (i = 0; i < n; i++) {
+            top = p[i] > top ? p[i] : top;
+        }
+        return top;
+    }
+
     /* The code in the first three bytes of a line already checked. */
     static inline int fastreply_code_at(const char *p)
     {
@@ -249,6 +261,7 @@ cdef extern from *:
     int quick_line "fastreply_quick_line"(const char* p, Py_ssize_t start, Py_ssize_t lf,
                                           int strict) noexcept nogil
     int code_at "fastreply_code_at"(const char* p) noexcept nogil
+    unsigned char max_byte "fastreply_max_byte"(const unsigned char* p, Py_ssize_t n) noexcept nogil
     ctypedef struct LfScan "fastreply_lfscan":
         pass
     void scan_init "fastreply_scan_init"(LfScan* s, const char* p, Py_ssize_t n) noexcept nogil
@@ -509,11 +522,21 @@ cdef class ReplyParser:
     cdef Py_ssize_t _offset      # stream offset of _buf[0] (or of the chunk being parsed)
     cdef Py_ssize_t _line_start  # start of the line being read, in _buf
     cdef object _error
+    # While feed_checked() runs: the table's words, the log from the command
+    # the first reply answers, how many commands it has, and where the
+    # positions of unexpected replies go.
+    cdef bint _ck_on
+    cdef const uint64_t* _ck_words
+    cdef Py_ssize_t _ck_rows
+    cdef const unsigned char* _ck_log
+    cdef Py_ssize_t _ck_n
+    cdef list _ck_bad
 
     def __cinit__(self):
         self._buf = NULL
         self._len = 0
         self._cap = 0
+        self._ck_on = False
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
                  max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
@@ -583,6 +606,94 @@ cdef class ReplyParser:
         cdef list out = []
         self._feed(data, out, False)
         return out
+
+    @cython.critical_section
+    def feed_checked(self, data, table, commands, start=0):
+        """Like :meth:`feed`, and check each completed reply against ``table``
+        on the way: return the replies and the positions (in that list) of
+        those whose code their command does not allow.
+
+        ``commands`` is the log of the commands sent, as command numbers (a
+        ``bytearray`` of them is the fastest form), and ``commands[start]``
+        the command the first reply of this call answers (the count of
+        replies received before it, usually).  A reply past the end of the
+        log answers no command sent: it is unexpected too.
+
+        The log is checked before any byte is parsed (``ValueError`` for a
+        number that is no command of the table), so an error there loses
+        nothing.  A :class:`~fastreply.errors.ReplyError` carries the replies
+        completed before it, unchecked, as :meth:`feed`'s does.
+        """
+        cdef list out = []
+        cdef list bad = []
+        cdef Py_buffer view
+        cdef Py_ssize_t logged, first, stop, most, known
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(
+                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+            )
+        # A reply has at least 4 bytes ("250\n"): this feed completes at most
+        # this many, and needs no more of the log.
+        most = (self._len + (data.nbytes if type(data) is memoryview else len(data))) // 4
+        if (isinstance(table, CodeMasks) and (type(commands) is bytes or type(commands) is bytearray)
+                and type(start) is int and start >= 0):
+            # The common case, checked here; the numbers below, in one pass of C.
+            known = (<CodeMasks>table)._ncommands
+        else:
+            known = _check_log(table, commands, start, most)
+        if not isinstance(table, CodeMasks):
+            # A table of the pure-Python engine: check the replies afterwards.
+            out = self.feed(data)
+            allows = table.allows
+            logged = len(commands) - start
+            return out, [
+                i for i, reply in enumerate(out)
+                if i >= logged or not allows(commands[start + i], reply.code)
+            ]
+        stop = start + most
+        logged = len(commands)
+        first = start if start < logged else logged
+        if stop > logged:
+            stop = logged
+        if type(commands) is bytes or type(commands) is bytearray:
+            log = commands  # (a bytearray cannot be resized while its buffer is held)
+        else:
+            log = bytes(commands[first:stop])  # numbers 0 to known - 1: checked
+            stop -= first
+            first = 0
+        PyObject_GetBuffer(log, &view, PyBUF_SIMPLE)
+        try:
+            if stop > first and max_byte(<const unsigned char*>view.buf + first, stop - first) >= known:
+                _check_log(table, commands, start, most)  # raises, naming the first bad one
+            self._ck_on = True
+            self._ck_words = (<CodeMasks>table)._words
+            self._ck_rows = (<CodeMasks>table)._ncommands
+            self._ck_log = <const unsigned char*>view.buf + first
+            self._ck_n = stop - first
+            self._ck_bad = bad
+            self._feed(data, out, True)
+        finally:
+            self._ck_on = False
+            self._ck_words = NULL
+            self._ck_log = NULL
+            self._ck_bad = None
+            PyBuffer_Release(&view)
+        return out, bad
+
+    cdef inline int _check_reply(self, int code, list out) except -1:
+        """feed_checked(): check the reply just appended to ``out``."""
+        cdef Py_ssize_t i = PyList_GET_SIZE(out) - 1
+        cdef Py_ssize_t command
+        if i < self._ck_n:
+            command = self._ck_log[i]
+            # (checked before parsing; tested again, as another thread may
+            # have changed the log since)
+            if command < self._ck_rows and (
+                self._ck_words[command * MASK_WORDS + (code >> 6)] >> (code & 63)
+            ) & 1:
+                return 0
+        self._ck_bad.append(i)
+        return 0
 
     @cython.critical_section
     def close(self):
@@ -720,6 +831,10 @@ cdef class ReplyParser:
         cdef Reply reply
         cdef LineState st = self._st   # a local copy the compiler can keep in registers
         cdef Py_ssize_t max_line = st.max_line
+        # feed_checked(): the log from the first reply of the call, and the table
+        cdef const unsigned char* ck_log = self._ck_log if self._ck_on else NULL
+        cdef const uint64_t* ck_words = self._ck_words
+        cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i, command
         # One 64-byte block at a time: a bitmap of its LFs, then each line that
         # ends in the block, in order.
         while base < n:
@@ -764,6 +879,17 @@ cdef class ReplyParser:
                         reply._raw = PyBytes_FromStringAndSize(p + reply_start,
                                                                line_start - reply_start)
                         out.append(reply)
+                        if ck_log != NULL:
+                            i = PyList_GET_SIZE(out) - 1
+                            code = st.last_code
+                            if i >= ck_n:
+                                self._ck_bad.append(i)
+                            else:
+                                command = ck_log[i]
+                                if command >= ck_rows or not (
+                                    ck_words[command * MASK_WORDS + (code >> 6)] >> (code & 63)
+                                ) & 1:
+                                    self._ck_bad.append(i)
                     else:
                         out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
                     st.nlines = 0
@@ -819,6 +945,8 @@ cdef class ReplyParser:
                 size = self._len
                 if objects:
                     out.append(_new_reply(self._st.last_code, self._buf, size))
+                    if self._ck_on:
+                        self._check_reply(self._st.last_code, out)
                 else:
                     out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
                 self._st.nlines = 0

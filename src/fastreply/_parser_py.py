@@ -340,6 +340,42 @@ class ReplyParser:
             raise
         return [reply.code for reply in replies]
 
+    def feed_checked(
+        self,
+        data: bytes | bytearray | memoryview,
+        table: CodeMasks,
+        commands: Sequence[int],
+        start: int = 0,
+    ) -> tuple[list[Reply], list[int]]:
+        """Like :meth:`feed`, and check each completed reply against ``table``
+        on the way: return the replies and the positions (in that list) of
+        those whose code their command does not allow.
+
+        ``commands`` is the log of the commands sent, as command numbers (a
+        ``bytearray`` of them is the fastest form), and ``commands[start]``
+        the command the first reply of this call answers (the count of
+        replies received before it, usually).  A reply past the end of the
+        log answers no command sent: it is unexpected too.
+
+        The log is checked before any byte is parsed (``ValueError`` for a
+        number that is no command of the table), so an error there loses
+        nothing.  A :class:`~fastreply.errors.ReplyError` carries the replies
+        completed before it, unchecked, as :meth:`feed`'s does.
+        """
+        _check_data(data)
+        size = data.nbytes if isinstance(data, memoryview) else len(data)
+        # A reply has at least 4 bytes ("250\n"): this feed completes at most
+        # this many, and needs no more of the log.
+        _check_log(table, commands, start, (self.buffered + size) // 4)
+        replies = self.feed(data)
+        logged = len(commands) - start
+        allows = table.allows
+        return replies, [
+            i
+            for i, reply in enumerate(replies)
+            if i >= logged or not allows(commands[start + i], reply.code)
+        ]
+
     def close(self) -> None:
         """Declare the end of the stream; raise
         :class:`~fastreply.errors.IncompleteReply` if a reply was cut short."""
@@ -394,10 +430,7 @@ class ReplyParser:
     def _feed(self, data: bytes | bytearray | memoryview, replies: list[Reply]) -> None:
         if self._error is not None:
             raise self._stopped()
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
-            )
+        _check_data(data)
         if not isinstance(data, bytes):
             data = bytes(data)  # also flattens a non-contiguous memoryview
         fed_until = self.offset + len(data)
@@ -412,8 +445,18 @@ class ReplyParser:
 
     def _parse(self, data: bytes, replies: list[Reply]) -> None:
         buf = self._buf
-        if buf:
-            # A reply is pending: continue it line by line, up to its end.
+        if buf and len(buf) <= len(data):
+            # A reply is pending, no longer than the bytes that arrived: read
+            # it again from its start, with them, as below.  (Reading it
+            # again costs at most as much as the new bytes, so feeding stays
+            # linear; its lines were already checked as they came.)
+            data = b"".join((buf, data))
+            buf.clear()
+            self._line_start = self._scan = 0
+            self._texts = []
+            self._first_code = -1
+        elif buf:
+            # A longer reply is pending: continue it line by line, up to its end.
             buf += data
             if not self._scan_lines(replies, first_only=True):
                 return  # still incomplete; everything is buffered
@@ -590,7 +633,7 @@ def _fast_path(max_line: int, max_lines: int, strict: bool) -> Callable[[bytes],
     """
     if max_line < 6:
         # Too short for the patterns below to be exact: all line by line.
-        return re.compile(rb"()()([\s\S]+)").findall
+        return re.compile(rb"()()((?s:.+))").findall
     more = min(max_lines - 1, _MAX_REPEAT)
     if strict:
         # CRLF only, codes 200-559 per the ABNF, the same code on every line.
@@ -606,7 +649,62 @@ def _fast_path(max_line: int, max_lines: int, strict: bool) -> Callable[[bytes],
         code = rb"[1-5][0-9][0-9]"
         reply = rb"(?:%s-%s\n){0,%d}(%s)(?: %s|\r?)\n" % (code, text, more, code, text)
     # Groups: 1 the reply, 2 its code (the first group inside it), 3 the rest.
-    return re.compile(rb"(%s)|([\s\S]+)" % reply).findall
+    return re.compile(rb"(%s)|((?s:.+))" % reply).findall
+
+
+def _check_data(data: object) -> None:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(
+            f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
+        )
+
+
+def _check_log(table: Any, commands: Sequence[int], start: int, most: int) -> int:
+    """Check the arguments of ``feed_checked()`` and the part of the command
+    log that a feed completing at most ``most`` replies may use; return how
+    many commands ``table`` knows."""
+    try:
+        known = len(table.masks)  # a table of either implementation
+    except AttributeError:
+        raise TypeError(f"table must be a ReplyTable, not {type(table).__name__}") from None
+    if isinstance(commands, (str, memoryview)) or not isinstance(commands, Sequence):
+        raise TypeError(
+            "commands must be a sequence of command numbers (a bytearray, say), "
+            f"not {type(commands).__name__}"
+        )
+    if isinstance(start, bool) or not isinstance(start, int):
+        raise TypeError(f"start must be an int, not {type(start).__name__}")
+    if start < 0:
+        raise ValueError(f"start must not be negative, got {start}")
+    stop = start + most
+    if isinstance(commands, (bytes, bytearray)):
+        found = _not_below(known).search(commands, start, stop)
+        index = -1 if found is None else found.start()
+    else:
+        index = next(
+            (
+                i
+                for i in range(start, min(stop, len(commands)))
+                if isinstance(commands[i], bool)
+                or not isinstance(commands[i], int)
+                or not 0 <= commands[i] < known
+            ),
+            -1,
+        )
+    if index >= 0:
+        raise ValueError(
+            f"commands[{index}] is {commands[index]!r}, not a command number of this "
+            f"table (0-{known - 1})"
+        )
+    return known
+
+
+@functools.lru_cache(maxsize=8)
+def _not_below(known: int) -> re.Pattern[bytes]:
+    """A pattern for a byte that is no command number below ``known``."""
+    if known == 0:
+        return re.compile(rb"[\s\S]")
+    return re.compile(rb"[^\x00-" + re.escape(bytes([min(known, 256) - 1])) + rb"]")
 
 
 def _check_limit(name: str, value: object, minimum: int) -> int:

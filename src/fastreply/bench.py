@@ -6,7 +6,7 @@ Every implementation parses the same generated reply stream
 ``compiled``    fastreply's Cython parser, ``ReplyParser.feed()`` on socket-sized reads
 ``fallback``    fastreply's pure-Python parser, the same way
 ``codes``       ``ReplyParser.feed_codes()``: codes only, no ``Reply`` objects
-``validated``   ``feed()``, then every reply checked against ``fastreply.tables.MODERN``
+``validated``   ``feed_checked()``: every reply checked against ``fastreply.tables.MODERN``
                 for the command it answers (when :mod:`fastreply.tables` exists)
 ``dropin``      ``fastreply.smtplib.SMTP.getreply()`` (when that module exists)
 ``smtplib``     the standard library's ``smtplib.SMTP.getreply()``, reading the stream
@@ -161,21 +161,19 @@ def _validated(parser_cls: Any, tables: Any) -> Callable[[_corpus.Corpus, int], 
         # What a pipelining tracker knows: the command each reply answers.
         # (A bytearray of command numbers: the form the C check reads fastest.)
         commands = bytearray(to_command(e.command, e.line) for e in corpus.exchanges)
-        unexpected = table.unexpected  # one call a chunk, the loop in C when compiled
 
         def run() -> int:
             parser = parser_cls()
-            feed = parser.feed
+            feed_checked = parser.feed_checked  # the check inside the parse loop when compiled
             done = 0
-            allowed = 0
+            unexpected = 0
             read = io.BytesIO(corpus.data).read  # a new bytes object a read, as recv()
             while chunk := read(chunk_size):
-                replies = feed(chunk)
-                n = len(replies)
-                allowed += n - len(unexpected(commands, replies, done))
-                done += n
+                replies, bad = feed_checked(chunk, table, commands, done)
+                done += len(replies)
+                unexpected += len(bad)
             parser.close()
-            run.unexpected = done - allowed  # type: ignore[attr-defined]
+            run.unexpected = unexpected  # type: ignore[attr-defined]
             return done
 
         def codes() -> list[int]:
