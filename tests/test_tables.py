@@ -382,6 +382,8 @@ def test_feed_checked_positions(impl: ModuleType, form: type, kind: str) -> None
     replies, bad = parser.feed_checked(b"ppy\r\n", table, log, 0)  # log[0] is CONNECT
     assert [r.code for r in replies] == [250] and bad == [0]
     assert parser.feed_checked(b"", table, log, 9) == ([], [])
+    # An empty log: every reply answers no command.
+    assert parser.feed_checked(b"250 a\r\n250 b\r\n", table, form([]), 0)[1] == [0, 1]
 
 
 @pytest.mark.parametrize(

@@ -832,7 +832,8 @@ cdef class ReplyParser:
         cdef LineState st = self._st   # a local copy the compiler can keep in registers
         cdef Py_ssize_t max_line = st.max_line
         # feed_checked(): the log from the first reply of the call, and the table
-        cdef const unsigned char* ck_log = self._ck_log if self._ck_on else NULL
+        cdef bint ck_on = self._ck_on
+        cdef const unsigned char* ck_log = self._ck_log
         cdef const uint64_t* ck_words = self._ck_words
         cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i, command
         # One 64-byte block at a time: a bitmap of its LFs, then each line that
@@ -879,7 +880,7 @@ cdef class ReplyParser:
                         reply._raw = PyBytes_FromStringAndSize(p + reply_start,
                                                                line_start - reply_start)
                         out.append(reply)
-                        if ck_log != NULL:
+                        if ck_on:
                             i = PyList_GET_SIZE(out) - 1
                             code = st.last_code
                             if i >= ck_n:
