@@ -126,6 +126,14 @@ def test_commands_are_dense() -> None:
         (b"MAIL\xff FROM", Command.UNKNOWN),
         (bytearray(b"NOOP"), Command.NOOP),
         (memoryview(b"RSET"), Command.RSET),
+        # Words are split on ASCII white space only, as a server splits them;
+        # str and bytes alike.
+        (b"mail\tFROM:<a@b>", Command.MAIL),
+        (b"MAIL\xa0FROM:<a@b>", Command.UNKNOWN),
+        ("MAIL\u00a0FROM:<a@b>", Command.UNKNOWN),
+        ("QUIT\u2003", Command.UNKNOWN),
+        ("vrfy \udcff", Command.VRFY),
+        ("\u00df", Command.UNKNOWN),
     ],
 )
 def test_from_line(line: bytes | str, command: Command) -> None:
@@ -273,6 +281,7 @@ def test_combine_and_extend() -> None:
     assert both.name == "a|b"
     extended = a.extend({"MAIL": [451], "connect": [220]})
     assert extended.codes("MAIL") == {250, 451} and extended.codes(Command.CONNECT) == {220}
+    assert extended.name == "a" and a.extend({}, name="a+").name == "a+"
     assert a.codes("MAIL") == {250}  # tables are immutable
     assert ReplyTable.from_mapping({"MAIL": [250]}) == a  # equality ignores the name
     assert hash(ReplyTable({"MAIL": [250]})) == hash(a)
@@ -331,6 +340,17 @@ def test_verdicts(impl: ModuleType) -> None:
         v.code = 250  # type: ignore[misc]
     with pytest.raises(TypeError, match="an int or a Reply, not str"):
         MODERN.check(Command.MAIL, "250")
+
+
+def test_verdicts_are_made_once_per_command_and_code() -> None:
+    table = MODERN.extend({}, name="mine")
+    first = table.check(Command.RCPT, 250)
+    assert table.check("RCPT", 250) is first and first.table == "mine"
+    assert table.check(Command.RCPT, 251) is not first
+    assert table.check(Command.RCPT, 1234).status == "out of range"  # not kept
+    assert len(table._verdicts) == 2
+    table.name = "renamed"  # a verdict names the table as it is called now
+    assert table.check(Command.RCPT, 250).table == "renamed"
 
 
 @pytest.mark.parametrize("form", [list, tuple, bytes, bytearray])

@@ -58,22 +58,23 @@ class Command(enum.IntEnum):
         gives :attr:`DATA_END`.  Anything not recognised gives
         :attr:`UNKNOWN`, never an error.
         """
-        if isinstance(line, str):
-            text = line
-        elif isinstance(line, (bytes, bytearray, memoryview)):
-            text = bytes(line).decode("latin-1")
+        if isinstance(line, (bytes, bytearray, memoryview)):
+            data = bytes(line)
+        elif isinstance(line, str):
+            data = line.encode("utf-8", "surrogatepass")  # verbs are ASCII
         else:
             raise TypeError(
                 f"from_line() takes bytes or str, not {type(line).__name__}"
             )
-        words = text.split()
+        # Words as a server reads them: separated by ASCII white space only.
+        words = data.split(None, 3)
         if not words:
             return cls.UNKNOWN
-        if len(words) == 1 and words[0] == ".":
-            return cls.DATA_END
         verb = words[0].upper()
-        if verb == "BDAT":
-            return cls.BDAT_LAST if len(words) > 2 and words[2].upper() == "LAST" else cls.BDAT
+        if verb == b"BDAT":
+            return cls.BDAT_LAST if len(words) > 2 and words[2].upper() == b"LAST" else cls.BDAT
+        if verb == b"." and len(words) == 1:
+            return cls.DATA_END
         command = _VERBS.get(verb)
         return command if command is not None else cls.UNKNOWN
 
@@ -93,8 +94,8 @@ class Command(enum.IntEnum):
 
 
 # Verbs a client writes.  CONNECT, DATA_END, BDAT_LAST and UNKNOWN are not verbs.
-_VERBS: dict[str, Command] = {
-    c.name: c
+_VERBS: dict[bytes, Command] = {
+    c.name.encode("ascii"): c
     for c in Command
     if c not in (Command.CONNECT, Command.DATA_END, Command.BDAT_LAST, Command.UNKNOWN)
 }

@@ -214,6 +214,8 @@ class ReplyTable(CodeMasks):
         self._rows = tuple(frozenset(codes) for codes in sets)
         self._set_masks(sum(1 << code for code in codes) for codes in sets)
         self.name = name
+        # Verdicts are immutable: one per (command, code) is made, then reused.
+        self._verdicts: dict[tuple[Command, int], Verdict] = {}
 
     @classmethod
     def from_mapping(cls, rows: Mapping[Any, Iterable[int]], *, name: str = "custom") -> ReplyTable:
@@ -233,11 +235,20 @@ class ReplyTable(CodeMasks):
         answer to ``command``."""
         command = _command(command)
         code = _code(reply)
-        return Verdict(command, code, self.allows(command, code), self.name)
+        key = (command, code)
+        verdict = self._verdicts.get(key)
+        if verdict is None or verdict.table != self.name:
+            verdict = Verdict(command, code, self.allows(command, code), self.name)
+            if 0 <= code <= 999:  # at most one per command and code: bounded
+                self._verdicts[key] = verdict
+        return verdict
 
     def extend(self, rows: Mapping[Any, Iterable[int]], *, name: str | None = None) -> ReplyTable:
-        """A new table with these codes added to these commands."""
-        return self | ReplyTable(rows, name=name or self.name)
+        """A new table with these codes added to these commands, named
+        ``name`` (default: this table's name)."""
+        extra = ReplyTable(rows)
+        merged = {c: self._rows[c] | extra._rows[c] for c in Command}
+        return ReplyTable(merged, name=self.name if name is None else name)
 
     def __or__(self, other: object) -> ReplyTable:
         if not isinstance(other, ReplyTable):
