@@ -162,6 +162,27 @@ def test_feed_refuses_non_bytes(impl: ModuleType, bad: object) -> None:
 
 
 @pytest.mark.parametrize("strict", [False, True])
+def test_code_bytes_together(both: tuple[ModuleType, ModuleType], strict: bool) -> None:
+    """Every mix of edge values in the three code bytes at once (the compiled
+    parser tests them together with word arithmetic, where one byte's carry
+    could reach its neighbour) gets the reference's answer."""
+    edges = sorted(set(b"/0125689:") | {0x00, 0x7F, 0x80, 0xAF, 0xB0, 0xCF, 0xD0, 0xFF})
+
+    def outcome(module: ModuleType, data: bytes) -> object:
+        try:
+            return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
+        except module.ReplyError as exc:
+            return type(exc).__name__, exc.offset
+
+    for a in edges:
+        for b in edges:
+            for c in edges:
+                data = bytes([a, b, c]) + b"-x\r\n" + bytes([a, b, c]) + b" y\r\n"
+                reference, compiled = (outcome(module, data) for module in both)
+                assert compiled == reference, data
+
+
+@pytest.mark.parametrize("strict", [False, True])
 @pytest.mark.parametrize("position", [0, 1, 2, 3])
 def test_every_byte_in_the_code_and_separator(both: tuple[ModuleType, ModuleType],
                                               position: int, strict: bool) -> None:

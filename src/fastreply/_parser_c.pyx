@@ -213,7 +213,7 @@ cdef extern from *:
                                            int strict)
     {
         const unsigned char *u = (const unsigned char *)p + start;
-        uint32_t head, c0;
+        uint32_t head, x, lo, hi;
         if (lf - start < 4) {
             return -1;
         }
@@ -222,15 +222,18 @@ cdef extern from *:
     #else
         head = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16) | ((uint32_t)u[3] << 24);
     #endif
-        /* three digits: each byte 0x30-0x39, high nibble 3 before and after adding 6 */
-        if ((head & 0xF0F0F0u) != 0x303030u || ((head + 0x060606u) & 0xF0F0F0u) != 0x303030u) {
+        /* The three digits, each in its range, at once: adding 0x80 - low to
+           a byte (below 0x80) sets its top bit when it is low or more, adding
+           0x7F - high when it is above high; a byte of 0x80 or more fails by
+           its own top bit (a carry out of it can only fail its neighbour
+           too).  Lenient: 1-5, 0-9, 0-9.  Strict: 2-5, 0-5, 0-9. */
+        x = head & 0xFFFFFFu;
+        lo = strict ? 0x50504Eu : 0x50504Fu;
+        hi = strict ? 0x464A4Au : 0x46464Au;
+        if (((x + lo) & ~((x + hi) | x) & 0x808080u) != 0x808080u) {
             return -1;
         }
-        c0 = head & 0xFF;
-        if (c0 < '1' || c0 > '5') {
-            return -1;
-        }
-        if (strict && (c0 == '1' || u[1] > '5' || p[lf - 1] != 13)) {
+        if (strict && p[lf - 1] != 13) {
             return -1;
         }
         head >>= 24;
@@ -819,98 +822,13 @@ cdef class ReplyParser:
                        offset, line, out)
         return -1
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
-    cdef int _feed_direct(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
+    cdef inline int _feed_direct(self, const char* p, Py_ssize_t n, list out,
+                                 bint objects) except -1:
         """Parse p[0:n] in place; the parser buffer is empty and ``_offset`` is
         the stream offset of p[0].  Copy only an incomplete reply at the end."""
-        cdef Py_ssize_t reply_start = 0, line_start = 0, base = 0, seen, lf
-        cdef int result, code
-        cdef bint too_long = False
-        cdef uint64_t mask
-        cdef Reply reply
-        cdef LineState st = self._st   # a local copy the compiler can keep in registers
-        cdef Py_ssize_t max_line = st.max_line
-        # feed_checked(): the log from the first reply of the call, and the table
-        cdef bint ck_on = self._ck_on
-        cdef const unsigned char* ck_log = self._ck_log
-        cdef const uint64_t* ck_words = self._ck_words
-        cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i, command
-        # One 64-byte block at a time: a bitmap of its LFs, then each line that
-        # ends in the block, in order.
-        while base < n:
-            if base + 64 <= n:
-                mask = lf_mask64(p + base)
-                seen = base + 64
-            else:
-                mask = lf_mask_tail(p + base, n - base)
-                seen = n
-            while mask:
-                lf = base + ctz64(mask)
-                mask &= mask - 1
-                if lf + 1 - line_start > max_line:
-                    too_long = True  # no LF in the first max_line bytes of the line
-                    break
-                result = quick_line(p, line_start, lf, st.strict)
-                if result >= 0 and (result or st.nlines + 1 < st.max_lines):
-                    # A good line.  Its code matters on the first line, the
-                    # last one, and every line in strict mode (same code).
-                    if st.nlines == 0:
-                        st.first_code = st.last_code = code_at(p + line_start)
-                    elif result or st.strict:
-                        code = code_at(p + line_start)
-                        if st.strict and code != st.first_code:
-                            result = -1
-                        st.last_code = code
-                else:
-                    result = -1
-                if result >= 0:
-                    st.nlines += 1
-                else:
-                    result = check_line(p, line_start, lf, &st)
-                    if result < 0:
-                        self._st = st
-                        self._line_error(result, p, line_start, lf, self._offset + line_start, out)
-                line_start = lf + 1
-                if result:
-                    # A reply is complete: p[reply_start:line_start].
-                    if objects:
-                        reply = Reply.__new__(Reply)
-                        reply.code = st.last_code
-                        reply._raw = PyBytes_FromStringAndSize(p + reply_start,
-                                                               line_start - reply_start)
-                        out.append(reply)
-                        if ck_on:
-                            i = PyList_GET_SIZE(out) - 1
-                            code = st.last_code
-                            if i >= ck_n:
-                                self._ck_bad.append(i)
-                            else:
-                                command = ck_log[i]
-                                if command >= ck_rows or not (
-                                    ck_words[command * MASK_WORDS + (code >> 6)] >> (code & 63)
-                                ) & 1:
-                                    self._ck_bad.append(i)
-                    else:
-                        out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
-                    st.nlines = 0
-                    reply_start = line_start
-            if too_long or seen - line_start >= max_line:
-                too_long = True
-                break
-            base = seen
-        self._st = st
-        if too_long:
-            # No LF in max_line bytes: this line cannot end within the limit.
-            self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
-                       self._offset + line_start,
-                       PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
-                       out)
-        self._offset += reply_start
-        if reply_start < n:
-            self._append(p + reply_start, n - reply_start)
-            self._line_start = line_start - reply_start
-        return 0
+        if self._st.strict:
+            return _scan_direct(self, p, n, out, objects, <_Strict*>NULL)
+        return _scan_direct(self, p, n, out, objects, <_Lenient*>NULL)
 
     @cython.boundscheck(False)
     @cython.wraparound(False)
@@ -960,6 +878,128 @@ cdef class ReplyParser:
                     self._cap = 0
                 return self._feed_direct(p + pos, n - pos, out, objects)
             self._line_start = self._len
+
+
+# The two kinds of rules _scan_direct() is compiled for.
+cdef struct _Lenient:
+    char unused
+
+cdef struct _Strict:
+    char unused
+
+ctypedef fused _Rules:
+    _Lenient
+    _Strict
+
+
+@cython.boundscheck(False)
+@cython.wraparound(False)
+cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, bint objects,
+                      _Rules* rules) except -1:
+    """ReplyParser._feed_direct(), compiled once for each kind of rules (the
+    tests of strict mode vanish from the lenient loop)."""
+    cdef Py_ssize_t reply_start = 0, line_start = 0, base = 0, seen, lf
+    cdef int result, code
+    cdef bint too_long = False, short
+    cdef uint64_t mask
+    cdef Reply reply
+    cdef LineState st = self._st   # a local copy the compiler can keep in registers
+    cdef Py_ssize_t max_line = st.max_line
+    cdef Py_ssize_t last_more = st.max_lines - 1  # a line after this many must be the last
+    cdef bint strict
+    # feed_checked(): the log from the first reply of the call, and the table
+    cdef bint ck_on = self._ck_on
+    cdef const unsigned char* ck_log = self._ck_log
+    cdef const uint64_t* ck_words = self._ck_words
+    cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i, command
+    if _Rules is _Strict:  # decided when compiling
+        strict = True
+    else:
+        strict = False
+    # One 64-byte block at a time: a bitmap of its LFs, then each line that
+    # ends in the block, in order.
+    while base < n:
+        if base + 64 <= n:
+            mask = lf_mask64(p + base)
+            seen = base + 64
+        else:
+            mask = lf_mask_tail(p + base, n - base)
+            seen = n
+        # A line that ends in this block is within the limit when the line
+        # being read at its start is (the lines after it start later).
+        short = seen - line_start <= max_line
+        while mask:
+            lf = base + ctz64(mask)
+            mask &= mask - 1
+            if not short and lf + 1 - line_start > max_line:
+                too_long = True  # no LF in the first max_line bytes of the line
+                break
+            result = quick_line(p, line_start, lf, strict)
+            if result == 0 and 0 < st.nlines < last_more and not strict:
+                # A line in the middle of a reply (most lines of a long
+                # reply): nothing of it is kept.
+                st.nlines += 1
+                line_start = lf + 1
+                continue
+            if result >= 0 and (result or st.nlines < last_more):
+                # A good line.  Its code matters on the first line, the
+                # last one, and every line in strict mode (same code).
+                if st.nlines == 0:
+                    st.first_code = st.last_code = code_at(p + line_start)
+                elif result or strict:
+                    code = code_at(p + line_start)
+                    if strict and code != st.first_code:
+                        result = -1
+                    st.last_code = code
+            else:
+                result = -1
+            if result >= 0:
+                st.nlines += 1
+            else:
+                result = check_line(p, line_start, lf, &st)
+                if result < 0:
+                    self._st = st
+                    self._line_error(result, p, line_start, lf, self._offset + line_start, out)
+            line_start = lf + 1
+            if result:
+                # A reply is complete: p[reply_start:line_start].
+                if objects:
+                    reply = Reply.__new__(Reply)
+                    reply.code = st.last_code
+                    reply._raw = PyBytes_FromStringAndSize(p + reply_start,
+                                                           line_start - reply_start)
+                    out.append(reply)
+                    if ck_on:
+                        i = PyList_GET_SIZE(out) - 1
+                        code = st.last_code
+                        if i >= ck_n:
+                            self._ck_bad.append(i)
+                        else:
+                            command = ck_log[i]
+                            if command >= ck_rows or not (
+                                ck_words[command * MASK_WORDS + (code >> 6)] >> (code & 63)
+                            ) & 1:
+                                self._ck_bad.append(i)
+                else:
+                    out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
+                st.nlines = 0
+                reply_start = line_start
+        if too_long or seen - line_start >= max_line:
+            too_long = True
+            break
+        base = seen
+    self._st = st
+    if too_long:
+        # No LF in max_line bytes: this line cannot end within the limit.
+        self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
+                   self._offset + line_start,
+                   PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
+                   out)
+    self._offset += reply_start
+    if reply_start < n:
+        self._append(p + reply_start, n - reply_start)
+        self._line_start = line_start - reply_start
+    return 0
 
 
 # -- the command x code bitmask engine ------------------------------------
