@@ -138,14 +138,15 @@ cdef extern from *:
 
     #if defined(_MSC_VER) && !defined(__clang__)
     #include <intrin.h>
-    static inline int fastreply_ctz64(uint64_t x)
+    static inline unsigned int fastreply_ctz64(uint64_t x)
     {
         unsigned long i;
         _BitScanForward64(&i, x);
-        return (int)i;
+        return (unsigned int)i;
     }
     #else
-    #define fastreply_ctz64(x) __builtin_ctzll(x)
+    /* (as unsigned: 0 to 63, widened to an index for free) */
+    #define fastreply_ctz64(x) ((unsigned int)__builtin_ctzll(x))
     #endif
 
     /* The same for the last n < 64 bytes of a chunk (once a chunk: kept out
@@ -223,21 +224,23 @@ cdef extern from *:
         head = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16) | ((uint32_t)u[3] << 24);
     #endif
         /* The three digits, each in its range, at once: adding 0x80 - low to
-           a byte (below 0x80) sets its top bit when it is low or more, adding
-           0x7F - high when it is above high; a byte of 0x80 or more fails by
-           its own top bit (a carry out of it can only fail its neighbour
-           too).  Lenient: 1-5, 0-9, 0-9.  Strict: 2-5, 0-5, 0-9. */
+           a byte sets its top bit when it is low or more, adding 0x7F - high
+           when it is above high.  A byte of 0x80 or more fails one of the two
+           (from 0xB0 up the first wraps round).  Its carry may reach the next
+           byte, but the lowest bad byte gets none from the good bytes below
+           it, so its own test is exact.  Lenient: 1-5, 0-9, 0-9.  Strict:
+           2-5, 0-5, 0-9. */
         x = head & 0xFFFFFFu;
         lo = strict ? 0x50504Eu : 0x50504Fu;
         hi = strict ? 0x464A4Au : 0x46464Au;
-        if (((x + lo) & ~((x + hi) | x) & 0x808080u) != 0x808080u) {
+        if ((((x + lo) ^ 0x808080u) | (x + hi)) & 0x808080u) {
             return -1;
         }
         if (strict && p[lf - 1] != 13) {
             return -1;
         }
         head >>= 24;
-        return head == ' ' ? 1 : (head == '-' ? 0 : -1);
+        return head == '-' ? 0 : (head == ' ' ? 1 : -1);  /* most lines go on */
     }
 
     /* The largest byte of p[0:n] (0 if n is 0): a loop compilers vectorise. */
@@ -260,7 +263,7 @@ cdef extern from *:
     const char* find_lf "fastreply_find_lf"(const char* p, Py_ssize_t n) noexcept nogil
     uint64_t lf_mask64 "fastreply_lf_mask64"(const char* p) noexcept nogil
     uint64_t lf_mask_tail "fastreply_lf_mask_tail"(const char* p, Py_ssize_t n) noexcept nogil
-    int ctz64 "fastreply_ctz64"(uint64_t x) noexcept nogil
+    unsigned int ctz64 "fastreply_ctz64"(uint64_t x) noexcept nogil
     int quick_line "fastreply_quick_line"(const char* p, Py_ssize_t start, Py_ssize_t lf,
                                           int strict) noexcept nogil
     int code_at "fastreply_code_at"(const char* p) noexcept nogil
