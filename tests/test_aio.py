@@ -11,12 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import shutil
-import socket
 import ssl
-import subprocess
 import sys
-import threading
 import weakref
 from pathlib import Path
 from types import ModuleType
@@ -29,6 +25,7 @@ from hypothesis import strategies as st
 import fastreply
 from fastreply import aio
 from fastreply.errors import IncompleteReply, LineTooLong, MalformedReply, ReplyError, TooManyLines
+from tls import INJECTED, client_context, make_certificate, tls_server
 
 T = TypeVar("T")
 HOST = "127.0.0.1"
@@ -727,70 +724,7 @@ def test_protocol_server_hangs_up_mid_reply(impl: ModuleType) -> None:
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    made = subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        capture_output=True, timeout=60,
-    )
-    if made.returncode != 0:  # an old OpenSSL or LibreSSL without -addext, say
-        pytest.skip(f"openssl could not make a test certificate: {made.stderr[-300:]!r}")
-    return cert, key
-
-
-INJECTED = b"250-evil.example\r\n250 AUTH PLAIN LOGIN\r\n"
-
-
-def tls_server(cert: tuple[Path, Path], injected: bytes) -> tuple[int, threading.Thread, list[Any]]:
-    """One connection, in a thread: greeting; STARTTLS answered by '220'
-    plus ``injected`` in the same write; the handshake; EHLO and QUIT."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(cert[0]), str(cert[1]))
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(1)
-    listener.settimeout(TIMEOUT)
-    port = listener.getsockname()[1]
-    errors: list[Any] = []
-
-    def readline(conn: Any) -> bytes:
-        line = b""
-        while not line.endswith(b"\n"):
-            data = conn.recv(1)
-            if not data:
-                break
-            line += data
-        return line
-
-    def serve() -> None:
-        try:
-            with listener:
-                conn, _ = listener.accept()
-            conn.settimeout(TIMEOUT)
-            with conn:
-                conn.sendall(b"220 mx.example.org ESMTP\r\n")
-                assert readline(conn) == b"STARTTLS\r\n"
-                conn.sendall(b"220 2.0.0 Ready to start TLS\r\n" + injected)
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    assert readline(tls).startswith(b"EHLO")
-                    tls.sendall(b"250-mx.example.org\r\n250 SIZE 1000\r\n")
-                    assert readline(tls) == b"QUIT\r\n"
-                    tls.sendall(b"221 2.0.0 Bye\r\n")
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return port, thread, errors
-
-
-def client_context(cert: tuple[Path, Path]) -> ssl.SSLContext:
-    return ssl.create_default_context(cafile=str(cert[0]))
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 async def wait_for_bytes(get: Callable[[], int], count: int) -> None:
@@ -805,7 +739,7 @@ async def wait_for_bytes(get: Callable[[], int], count: int) -> None:
 @pytest.mark.parametrize("injected", [b"", INJECTED])
 def test_protocol_real_starttls_drops_plaintext(impl: ModuleType, certificate: tuple[Path, Path],
                                                 injected: bytes) -> None:
-    port, thread, errors = tls_server(certificate, injected)
+    port, thread, errors = tls_server(certificate, injected, ehlo_first=False)
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -836,7 +770,7 @@ def test_protocol_real_starttls_drops_plaintext(impl: ModuleType, certificate: t
 @pytest.mark.parametrize("injected", [b"", INJECTED])
 def test_stream_real_starttls_drops_plaintext(impl: ModuleType, certificate: tuple[Path, Path],
                                               injected: bytes) -> None:
-    port, thread, errors = tls_server(certificate, injected)
+    port, thread, errors = tls_server(certificate, injected, ehlo_first=False)
 
     async def main() -> None:
         reader, writer = await asyncio.open_connection(HOST, port)

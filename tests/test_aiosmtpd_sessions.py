@@ -13,13 +13,10 @@ Every server listens on loopback only and is stopped by the test.
 
 from __future__ import annotations
 
-import shutil
 import smtplib
 import socket
 import ssl
-import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Callable, Iterator
@@ -27,6 +24,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from fastreply import smtplib as fsmtplib
+from tls import INJECTED, client_context, make_certificate, tls_server
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
 aiosmtpd_lmtp = pytest.importorskip("aiosmtpd.lmtp")
@@ -165,75 +163,13 @@ def test_aiosmtpd_session_patched(impl: ModuleType, server: tuple[str, int, Hand
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    openssl = shutil.which("openssl")
-    if openssl is None:
-        pytest.skip("the openssl command is needed to make a test certificate")
-    folder = tmp_path_factory.mktemp("tls")
-    key, cert = folder / "key.pem", folder / "cert.pem"
-    made = subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
-         "-nodes", "-keyout", str(key), "-out", str(cert), "-days", "2", "-subj", "/CN=localhost",
-         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
-        capture_output=True, timeout=60,
-    )
-    if made.returncode != 0:  # an old OpenSSL or LibreSSL without -addext, say
-        pytest.skip(f"openssl could not make a test certificate: {made.stderr[-300:]!r}")
-    return cert, key
-
-
-INJECTED = b"250-evil.example\r\n250 AUTH PLAIN LOGIN\r\n"
-
-
-def tls_server(cert: tuple[Path, Path], injected: bytes) -> tuple[int, threading.Thread, list[Any]]:
-    """A one-connection server: greeting, EHLO (offers STARTTLS), then
-    '220 Ready' followed by ``injected`` in the same write, the handshake,
-    then an honest EHLO and QUIT over TLS."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(str(cert[0]), str(cert[1]))
-    listener = socket.socket()
-    listener.bind((HOST, 0))
-    listener.listen(1)
-    listener.settimeout(TIMEOUT)
-    port = listener.getsockname()[1]
-    errors: list[Any] = []
-
-    def readline(conn: Any) -> bytes:
-        line = b""
-        while not line.endswith(b"\n"):
-            data = conn.recv(1)
-            if not data:
-                break
-            line += data
-        return line
-
-    def serve() -> None:
-        try:
-            with listener:
-                conn, _ = listener.accept()
-            conn.settimeout(TIMEOUT)
-            with conn:
-                conn.sendall(b"220 mx.example.org ESMTP\r\n")
-                assert readline(conn).upper().startswith(b"EHLO")
-                conn.sendall(b"250-mx.example.org\r\n250-PIPELINING\r\n250 STARTTLS\r\n")
-                assert readline(conn).upper() == b"STARTTLS\r\n"
-                conn.sendall(b"220 2.0.0 Ready to start TLS\r\n" + injected)
-                with context.wrap_socket(conn, server_side=True) as tls:
-                    assert readline(tls).upper().startswith(b"EHLO")
-                    tls.sendall(b"250-mx.example.org\r\n250 SIZE 1000\r\n")
-                    assert readline(tls).upper() == b"QUIT\r\n"
-                    tls.sendall(b"221 2.0.0 Bye\r\n")
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    return port, thread, errors
+    return make_certificate(tmp_path_factory.mktemp("tls"))
 
 
 def tls_session(cls: type[smtplib.SMTP], cert: tuple[Path, Path], injected: bytes,
                 seen: list[bytes] | None = None) -> list[Any]:
-    port, thread, errors = tls_server(cert, injected)
-    context = ssl.create_default_context(cafile=str(cert[0]))
+    port, thread, errors = tls_server(cert, injected, ehlo_first=True)
+    context = client_context(cert)
     client = cls(local_hostname="client.example", timeout=TIMEOUT)
     if seen is not None:
         # Record what the drop-in holds, read ahead, when the handshake starts.
