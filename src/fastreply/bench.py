@@ -96,13 +96,17 @@ class Candidate:
 # -- the implementations ------------------------------------------------------
 
 
-def _parser_feed(parser_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
+def _parser_feed(
+    parser_cls: Any, *, codes_only: bool = False
+) -> Callable[[_corpus.Corpus, int], Prepared]:
+    """``feed()`` on socket-sized reads, or ``feed_codes()`` with ``codes_only``."""
+
     def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
         chunks = corpus.chunks(chunk_size)
 
         def run() -> int:
             parser = parser_cls()
-            feed = parser.feed
+            feed = parser.feed_codes if codes_only else parser.feed
             n = 0
             read = io.BytesIO(corpus.data).read  # a new bytes object a read, as recv()
             while chunk := read(chunk_size):
@@ -112,7 +116,10 @@ def _parser_feed(parser_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
 
         def codes() -> list[int]:
             parser = parser_cls()
-            out = [reply.code for chunk in chunks for reply in parser.feed(chunk)]
+            if codes_only:
+                out = [code for chunk in chunks for code in parser.feed_codes(chunk)]
+            else:
+                out = [reply.code for chunk in chunks for reply in parser.feed(chunk)]
             parser.close()
             return out
 
@@ -122,28 +129,7 @@ def _parser_feed(parser_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
 
 
 def _parser_codes(parser_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
-    def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = corpus.chunks(chunk_size)
-
-        def run() -> int:
-            parser = parser_cls()
-            feed_codes = parser.feed_codes
-            n = 0
-            read = io.BytesIO(corpus.data).read  # a new bytes object a read, as recv()
-            while chunk := read(chunk_size):
-                n += len(feed_codes(chunk))
-            parser.close()
-            return n
-
-        def codes() -> list[int]:
-            parser = parser_cls()
-            out = [code for chunk in chunks for code in parser.feed_codes(chunk)]
-            parser.close()
-            return out
-
-        return Prepared(run, codes)
-
-    return prepare
+    return _parser_feed(parser_cls, codes_only=True)
 
 
 def _validated(parser_cls: Any, tables: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
