@@ -305,6 +305,21 @@ def test_pair_input_checks() -> None:
     assert parse_ehlo((250, b"mx\nPIPELINING")).pipelining
 
 
+@pytest.mark.parametrize(
+    ("lines", "error", "message"),
+    [
+        (b"mx", TypeError, "not a single string"),
+        ([b"mx", "SIZE 10"], TypeError, "line 1 must be bytes, not str"),
+        ([b"mx", b"SIZE\n10"], ValueError, "line 1 contains a line feed"),
+        ([], ValueError, "at least one line"),
+    ],
+)
+def test_ehlo_info_checks_its_lines(lines: object, error: type, message: str) -> None:
+    with pytest.raises(error, match=message):
+        EhloInfo(lines)  # type: ignore[arg-type]
+    assert EhloInfo([bytearray(b"mx"), memoryview(b"8BITMIME")]).supports("8bitmime")
+
+
 def test_ehlo_info_value(impl: ModuleType) -> None:
     info = parse_ehlo(parse(impl, CASES["greeting over several words"]))
     again = EhloInfo(parse(impl, CASES["greeting over several words"]).lines)

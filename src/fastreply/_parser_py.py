@@ -198,7 +198,9 @@ def _set_reply_types(types: tuple[type, ...]) -> None:
     _REPLY_TYPES = types
 
 
-def _check_reply_args(code: object, lines: Iterable[bytes]) -> tuple[int, tuple[bytes, ...]]:
+def _check_reply_args(
+    code: object, lines: Iterable[bytes | bytearray | memoryview]
+) -> tuple[int, tuple[bytes, ...]]:
     if isinstance(code, bool) or not isinstance(code, int):
         raise TypeError(f"reply code must be an int, not {type(code).__name__}")
     if not 0 <= code <= 999:

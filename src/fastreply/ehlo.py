@@ -48,6 +48,8 @@ import re
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Protocol, TypeAlias, Union
 
+from ._parser_py import _check_reply_args
+
 __all__ = ["EhloInfo", "parse_ehlo"]
 
 
@@ -97,16 +99,8 @@ class EhloInfo:
     _extensions: Mapping[str, str]
 
     def __init__(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
-        if isinstance(lines, (bytes, bytearray, memoryview, str)):
-            raise TypeError("lines must be an iterable of bytes, not a single string")
-        checked = []
-        for index, line in enumerate(lines):
-            if not isinstance(line, (bytes, bytearray, memoryview)):
-                raise TypeError(f"line {index} must be bytes, not {type(line).__name__}")
-            checked.append(bytes(line))
-        if not checked:
-            raise ValueError("an EHLO reply has at least one line")
-        self._lines = tuple(checked)
+        # The checks of Reply(250, lines): bytes-like lines, no line feed, at least one.
+        self._lines = _check_reply_args(250, lines)[1]
         first = _FIRST_LINE.match(self._lines[0].strip())
         assert first is not None  # the pattern matches any line
         self._domain = _decode(first.group(1))
