@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from fastreply.bench import _feeder
 from fastreply.corpus import generate
 
 SIZES = {"16k": 16 * 1024, "64k": 64 * 1024}
@@ -25,15 +26,7 @@ def test_feeding(benchmark: Any, impl: ModuleType, feeding: str, size: str) -> N
     pieces = [data] if feeding == "one-chunk" else [data[i : i + 1] for i in range(len(data))]
     expected = len(corpus.exchanges)
 
-    def run() -> int:
-        parser = impl.ReplyParser()
-        feed = parser.feed
-        n = 0
-        for piece in pieces:
-            n += len(feed(piece))
-        parser.close()
-        return n
-
+    run = _feeder(impl.ReplyParser, pieces)  # the same runner as ``fastreply bench``'s
     benchmark.group = f"feeding {impl.__name__.rsplit('.', 1)[-1]}"
     benchmark.extra_info.update(bytes=len(data), replies=expected)
     assert benchmark(run) == expected

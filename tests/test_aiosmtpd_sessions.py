@@ -69,22 +69,29 @@ def free_port() -> int:
         return port
 
 
-@pytest.fixture(params=["smtp", "lmtp"])
-def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int, Handler]]:
-    """An aiosmtpd server on a free loopback port, for one test."""
-    kind = request.param
-    handler = Handler()
-    controller_class = LMTPController if kind == "lmtp" else aiosmtpd_controller.Controller
+def start_controller(controller_class: Any, handler: Handler, **options: Any) -> Any:
+    """Start an aiosmtpd server for ``handler`` on a free loopback port (the
+    caller stops it)."""
     for attempt in range(5):
         controller = controller_class(handler, hostname=HOST, port=free_port(),
-                                      server_hostname="mx.example.org", ready_timeout=TIMEOUT)
+                                      server_hostname="mx.example.org", ready_timeout=TIMEOUT,
+                                      **options)
         try:
             controller.start()
         except Exception:  # the port was taken in between: try another one
             if attempt == 4:
                 raise
             continue
-        break
+        return controller
+
+
+@pytest.fixture(params=["smtp", "lmtp"])
+def server(request: pytest.FixtureRequest) -> Iterator[tuple[str, int, Handler]]:
+    """An aiosmtpd server on a free loopback port, for one test."""
+    kind = request.param
+    handler = Handler()
+    controller_class = LMTPController if kind == "lmtp" else aiosmtpd_controller.Controller
+    controller = start_controller(controller_class, handler)
     try:
         yield kind, controller.port, handler
     finally:
@@ -217,18 +224,8 @@ def test_smtp_ssl_session_same_replies(impl: ModuleType, certificate: tuple[Path
     server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     server_context.load_cert_chain(str(certificate[0]), str(certificate[1]))
     handler = Handler()
-    for attempt in range(5):
-        controller = aiosmtpd_controller.Controller(
-            handler, hostname=HOST, port=free_port(), server_hostname="mx.example.org",
-            ready_timeout=TIMEOUT, ssl_context=server_context,
-        )
-        try:
-            controller.start()
-        except Exception:  # the port was taken in between: try another one
-            if attempt == 4:
-                raise
-            continue
-        break
+    controller = start_controller(aiosmtpd_controller.Controller, handler,
+                                  ssl_context=server_context)
     try:
         results = []
         for cls in (smtplib.SMTP_SSL, client_class(impl, fsmtplib.SMTP_SSL)):
