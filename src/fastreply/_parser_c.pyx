@@ -164,46 +164,6 @@ cdef extern from *:
         return fastreply_lf_mask64(tail);
     }
 
-    /* Finds the LFs of a chunk one 64-byte block at a time: a block's bitmap
-       serves every line that ends in it, so a line costs a shift and a
-       count of trailing zeros instead of a search. */
-    typedef struct {
-        const char *p;
-        Py_ssize_t n;
-        Py_ssize_t base;   /* offset of the block the mask describes */
-        uint64_t mask;
-    } fastreply_lfscan;
-
-    static inline void fastreply_scan_init(fastreply_lfscan *s, const char *p, Py_ssize_t n)
-    {
-        s->p = p;
-        s->n = n;
-        s->base = -64;  /* no block yet: the first call loads one */
-        s->mask = 0;
-    }
-
-    /* The offset of the first LF in p[pos:stop] (stop <= n), or -1. */
-    static inline Py_ssize_t fastreply_scan_next(fastreply_lfscan *s, Py_ssize_t pos, Py_ssize_t stop)
-    {
-        for (;;) {
-            Py_ssize_t rel = pos - s->base;
-            if (rel >= 0 && rel < 64) {
-                uint64_t m = s->mask >> rel;
-                if (m) {
-                    Py_ssize_t i = pos + fastreply_ctz64(m);
-                    return i < stop ? i : -1;
-                }
-                pos = s->base + 64;
-            }
-            if (pos >= stop) {
-                return -1;
-            }
-            s->base = pos;
-            s->mask = pos + 64 <= s->n ? fastreply_lf_mask64(s->p + pos)
-                                       : fastreply_lf_mask_tail(s->p + pos, s->n - pos);
-        }
-    }
-
     /* The common case of a line, checked in a few instructions: p[start:lf+1]
        (at most max_line bytes: the caller checks) has at least four bytes
        before its LF, starts with three digits (the first 1-5; in strict mode
@@ -268,10 +228,6 @@ cdef extern from *:
                                           int strict) noexcept nogil
     int code_at "fastreply_code_at"(const char* p) noexcept nogil
     unsigned char max_byte "fastreply_max_byte"(const unsigned char* p, Py_ssize_t n) noexcept nogil
-    ctypedef struct LfScan "fastreply_lfscan":
-        pass
-    void scan_init "fastreply_scan_init"(LfScan* s, const char* p, Py_ssize_t n) noexcept nogil
-    Py_ssize_t scan_next "fastreply_scan_next"(LfScan* s, Py_ssize_t pos, Py_ssize_t stop) noexcept nogil
 
 
 cdef struct LineState:
