@@ -642,21 +642,6 @@ cdef class ReplyParser:
             PyBuffer_Release(&view)
         return out, bad
 
-    cdef inline int _check_reply(self, int code, list out) except -1:
-        """feed_checked(): check the reply just appended to ``out``."""
-        cdef Py_ssize_t i = PyList_GET_SIZE(out) - 1
-        cdef Py_ssize_t command
-        if i < self._ck_n:
-            command = self._ck_log[i]
-            # (checked before parsing; tested again, as another thread may
-            # have changed the log since)
-            if command < self._ck_rows and (
-                self._ck_words[command * MASK_WORDS + (code >> 6)] >> (code & 63)
-            ) & 1:
-                return 0
-        self._ck_bad.append(i)
-        return 0
-
     @cython.critical_section
     def close(self):
         """Declare the end of the stream; raise
@@ -823,8 +808,10 @@ cdef class ReplyParser:
                 size = self._len
                 if objects:
                     out.append(_new_reply(self._st.last_code, self._buf, size))
-                    if self._ck_on:
-                        self._check_reply(self._st.last_code, out)
+                    if self._ck_on and not _log_allows(self._ck_words, self._ck_rows, self._ck_log,
+                                                       self._ck_n, len(out) - 1,
+                                                       self._st.last_code):
+                        self._ck_bad.append(len(out) - 1)
                 else:
                     out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
                 self._st.nlines = 0
@@ -870,7 +857,7 @@ cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, b
     cdef bint ck_on = self._ck_on
     cdef const unsigned char* ck_log = self._ck_log
     cdef const uint64_t* ck_words = self._ck_words
-    cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i, command
+    cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i
     if _Rules is _Strict:  # decided when compiling
         strict = True
     else:
@@ -930,15 +917,8 @@ cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, b
                     out.append(reply)
                     if ck_on:
                         i = PyList_GET_SIZE(out) - 1
-                        code = st.last_code
-                        if i >= ck_n:
+                        if not _log_allows(ck_words, ck_rows, ck_log, ck_n, i, st.last_code):
                             self._ck_bad.append(i)
-                        else:
-                            command = ck_log[i]
-                            if command >= ck_rows or not (
-                                ck_words[command * MASK_WORDS + (code >> 6)] >> (code & 63)
-                            ) & 1:
-                                self._ck_bad.append(i)
                 else:
                     out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
                 st.nlines = 0
@@ -968,6 +948,22 @@ cdef enum:
     C_MASK_CODES = 1000
 
 MASK_CODES = C_MASK_CODES
+
+
+cdef inline bint _mask_has(const uint64_t* words, Py_ssize_t command, long code) noexcept nogil:
+    """Bit ``code`` (0 to 1023) of the mask of command number ``command``."""
+    return (words[command * MASK_WORDS + (code >> 6)] >> (code & 63)) & 1
+
+
+cdef inline bint _log_allows(const uint64_t* words, Py_ssize_t rows, const unsigned char* log,
+                             Py_ssize_t logged, Py_ssize_t i, int code) noexcept nogil:
+    """feed_checked(): whether reply ``i`` of the call answers a command of
+    the log (``log[0:logged]``) that the table allows ``code`` for."""
+    if i >= logged:
+        return False  # past the end of the log: it answers no command sent
+    # (the log was checked before parsing; its number is tested again, as
+    # another thread may have changed the log since)
+    return log[i] < rows and _mask_has(words, log[i], code)
 
 
 cdef inline long _code_of(object item) except? -1:
@@ -1030,7 +1026,7 @@ cdef class CodeMasks:
     cdef inline bint _allows(self, Py_ssize_t command, long code) noexcept:
         if <unsigned long>code >= C_MASK_CODES:
             return False
-        return (self._words[command * MASK_WORDS + (code >> 6)] >> (code & 63)) & 1
+        return _mask_has(self._words, command, code)
 
     def allows(self, Py_ssize_t command, long code):
         """Whether ``command`` may be answered by ``code`` (one shift, one AND)."""
