@@ -402,8 +402,14 @@ def test_feed_checked_positions(impl: ModuleType, form: type, kind: str) -> None
     replies, bad = parser.feed_checked(b"ppy\r\n", table, log, 0)  # log[0] is CONNECT
     assert [r.code for r in replies] == [250] and bad == [0]
     assert parser.feed_checked(b"", table, log, 9) == ([], [])
-    # An empty log: every reply answers no command.
+    # An empty log, or a start past its end: every reply answers no command.
     assert parser.feed_checked(b"250 a\r\n250 b\r\n", table, form([]), 0)[1] == [0, 1]
+    assert parser.feed_checked(b"250 a\r\n250 b\r\n", table, log, 9)[1] == [0, 1]
+    # Any bytes-like data, as feed() takes.
+    replies, bad = parser.feed_checked(memoryview(b"250 a\r\n354 b\r\n"), table, log, 2)
+    assert [r.code for r in replies] == [250, 354] and bad == [1]
+    replies, bad = parser.feed_checked(bytearray(b"550 c\r\n"), table, log, 3)  # RCPT
+    assert [r.code for r in replies] == [550] and bad == []
 
 
 @pytest.mark.parametrize(
@@ -418,6 +424,8 @@ def test_feed_checked_positions(impl: ModuleType, form: type, kind: str) -> None
         (MODERN, bytes([1]), 1.0, TypeError, "start must be an int, not float"),
         (MODERN, "MAIL", 0, TypeError, "commands must be a sequence of command numbers"),
         (MODERN, {1, 2}, 0, TypeError, "commands must be a sequence of command numbers"),
+        (MODERN, memoryview(b"\x01"), 0, TypeError,
+         "commands must be a sequence of command numbers"),
         ({}, bytes([1]), 0, TypeError, "table must be a ReplyTable, not dict"),
     ],
 )
@@ -431,6 +439,13 @@ def test_feed_checked_bad_arguments_lose_nothing(
     # Refused before parsing: nothing was consumed, and the parser goes on.
     assert parser.buffered == 7 and parser.offset == 7
     assert parser.feed(b"250 b\r\n") == [impl.Reply(250, (b"a", b"b"))]
+
+
+def test_feed_checked_refuses_non_bytes(impl: ModuleType) -> None:
+    parser = impl.ReplyParser()
+    with pytest.raises(TypeError, match="takes bytes, bytearray or memoryview, not str"):
+        parser.feed_checked("250 a\r\n", MODERN, bytes([Command.MAIL]))  # type: ignore[arg-type]
+    assert parser.offset == 0 and parser.feed(b"250 a\r\n")[0].code == 250
 
 
 def test_feed_checked_looks_only_at_the_log_it_may_use(impl: ModuleType) -> None:
