@@ -119,51 +119,50 @@ build_python() {
     private_apt
     for version in $VERSIONS; do
         package="python$version"
-        debver="$(apt-cache "${APT[@]}" showsrc "$package" 2>/dev/null |
-            sed -n 's/^Version: //p' | sort -rV | head -n 1 || true)"
-        if [ -z "$debver" ]; then
-            echo "no source package $package in: $SUITES" >&2
-            continue
-        fi
-        prefix="$CACHE/cpython-${debver//[^A-Za-z0-9.+~-]/_}-ft"
-        if [ -f "$prefix/complete" ] && [ -x "$prefix/bin/python${version}t" ]; then
+        # Each Debian version of it the suites list, newest first (an index
+        # may list a source package that the mirror does not serve).
+        for debver in $(apt-cache "${APT[@]}" showsrc "$package" 2>/dev/null |
+                        sed -n 's/^Version: //p' | sort -rVu); do
+            prefix="$CACHE/cpython-${debver//[^A-Za-z0-9.+~-]/_}-ft"
+            if [ -f "$prefix/complete" ] && [ -x "$prefix/bin/python${version}t" ]; then
+                echo "$prefix/bin/python${version}t"
+                return 0
+            fi
+            rm -rf "$CACHE/src" "$prefix"
+            mkdir -p "$CACHE/src"
+            if ! (cd "$CACHE/src" && apt-get "${APT[@]}" -q source --download-only "$package=$debver" >&2); then
+                echo "source package $package $debver is listed but not served" >&2
+                continue
+            fi
+            install_build_deps
+            echo "building free-threaded $package $debver into $prefix" >&2
+            built_in=$SECONDS
+            # Upstream's tarball as Debian ships it, without Debian's patches:
+            # those serve the system python (they disable ensurepip, and their
+            # site.py looks for a venv's packages in lib/python3.X/, not in the
+            # lib/python3.Xt/ of a free-threaded build).
+            tar -xf "$(ls "$CACHE/src/${package}_"*.orig.tar.* | head -n 1)" -C "$CACHE/src"
+            src="$(find "$CACHE/src" -mindepth 1 -maxdepth 1 -type d -name "Python-*" | head -n 1)"
+            [ -n "$src" ] || { echo "the $package source package holds no Python-* tree" >&2; return 1; }
+            (
+                cd "$src"
+                ./configure --prefix="$prefix" --disable-gil --with-ensurepip=no >"$CACHE/src/configure.log" 2>&1 ||
+                    { tail -n 40 "$CACHE/src/configure.log" >&2; exit 1; }
+                make -j2 >"$CACHE/src/make.log" 2>&1 || { tail -n 60 "$CACHE/src/make.log" >&2; exit 1; }
+                make install >"$CACHE/src/install.log" 2>&1 || { tail -n 40 "$CACHE/src/install.log" >&2; exit 1; }
+            )
+            # What did not build (an optional module without its headers) is
+            # listed by make; ssl, ctypes, zlib and sqlite3 are needed here.
+            "$prefix/bin/python${version}t" -c 'import ssl, ctypes, zlib, bz2, lzma, sqlite3, readline, sys; assert not sys._is_gil_enabled()' >&2
+            grep -A3 -E 'modules? (were|was) not (found|built)|Failed to build' "$CACHE/src/make.log" >&2 || true
+            echo "$package $debver built in $((SECONDS - built_in)) s" | tee "$prefix/complete" >&2
+            rm -rf "$CACHE/src"
             echo "$prefix/bin/python${version}t"
             return 0
-        fi
-        install_build_deps
-        echo "building free-threaded $package $debver into $prefix" >&2
-        built_in=$SECONDS
-        rm -rf "$CACHE/src" "$prefix"
-        mkdir -p "$CACHE/src"
-        # (the index may list a source package the mirror does not serve)
-        if ! (cd "$CACHE/src" && apt-get "${APT[@]}" -q source --download-only "$package=$debver" >&2); then
-            echo "source package $package $debver listed but not downloadable: trying the next version" >&2
-            continue
-        fi
-        # Upstream's tarball as Debian ships it, without Debian's patches:
-        # those serve the system python (they disable ensurepip, and their
-        # site.py looks for a venv's packages in lib/python3.X/, not in the
-        # lib/python3.Xt/ of a free-threaded build).
-        tar -xf "$(ls "$CACHE/src/${package}_"*.orig.tar.* | head -n 1)" -C "$CACHE/src"
-        src="$(find "$CACHE/src" -mindepth 1 -maxdepth 1 -type d -name "Python-*" | head -n 1)"
-        [ -n "$src" ] || { echo "the $package source package holds no Python-* tree" >&2; return 1; }
-        (
-            cd "$src"
-            ./configure --prefix="$prefix" --disable-gil --with-ensurepip=no >"$CACHE/src/configure.log" 2>&1 ||
-                { tail -n 40 "$CACHE/src/configure.log" >&2; exit 1; }
-            make -j2 >"$CACHE/src/make.log" 2>&1 || { tail -n 60 "$CACHE/src/make.log" >&2; exit 1; }
-            make install >"$CACHE/src/install.log" 2>&1 || { tail -n 40 "$CACHE/src/install.log" >&2; exit 1; }
-        )
-        # What did not build (an optional module without its headers) is
-        # listed by make; ssl, ctypes, zlib and sqlite3 are needed here.
-        "$prefix/bin/python${version}t" -c 'import ssl, ctypes, zlib, bz2, lzma, sqlite3, readline, sys; assert not sys._is_gil_enabled()' >&2
-        grep -A3 -E 'modules? (were|was) not (found|built)|Failed to build' "$CACHE/src/make.log" >&2 || true
-        echo "$package $debver built in $((SECONDS - built_in)) s" | tee "$prefix/complete" >&2
-        rm -rf "$CACHE/src"
-        echo "$prefix/bin/python${version}t"
-        return 0
+        done
+        echo "no source package $package to be had from: $SUITES" >&2
     done
-    echo "no source package for any of: $VERSIONS" >&2
+    echo "no free-threaded CPython built: none of $VERSIONS" >&2
     return 1
 }
 
