@@ -36,12 +36,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import sysconfig
 import threading
 import time
-from typing import Any
+from typing import Any, NamedTuple
 
 from fastreply import bench
 from fastreply._parser import ReplyParserC, ReplyParserPy
@@ -51,10 +52,28 @@ PATHS = {"feed": "compiled", "codes": "codes", "checked": "validated"}  # path -
 PARSERS = {"compiled": ReplyParserC, "python": ReplyParserPy}
 
 
-def measure(runs: list[Any], threads: int, seconds: float) -> tuple[float, float]:
-    """Replies a second that ``threads`` threads parse together (thread i
-    with ``runs[i]``), and replies a second of CPU time (their own, summed)
-    they take."""
+class Sample(NamedTuple):
+    rate: float  # replies a second, all threads together
+    cpu_rate: float  # replies a second of the threads' own CPU time
+    others: float | None  # cores busy with other processes meanwhile (None: unknown)
+
+
+def _busy_ticks() -> int | None:
+    """CPU time (clock ticks) the whole machine has spent busy, from /proc/stat."""
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return None
+    if not fields or fields[0] != "cpu":
+        return None
+    # user nice system idle iowait irq softirq steal ...: all but idle and iowait
+    values = [int(v) for v in fields[1:9]]
+    return sum(values) - values[3] - values[4]
+
+
+def measure(runs: list[Any], threads: int, seconds: float) -> Sample:
+    """``threads`` threads parse together for ``seconds`` (thread i with ``runs[i]``)."""
     barrier = threading.Barrier(threads + 1)
     stop = threading.Event()
     done = [(0, 0.0, 0.0)] * threads  # (replies, wall seconds, CPU seconds)
@@ -75,13 +94,20 @@ def measure(runs: list[Any], threads: int, seconds: float) -> tuple[float, float
     for thread in pool:
         thread.start()
     barrier.wait()
+    busy, ours, wall = _busy_ticks(), time.process_time(), time.perf_counter()
     time.sleep(seconds)
     stop.set()
     for thread in pool:
         thread.join()
+    others = None
+    busy_after = _busy_ticks()
+    if busy is not None and busy_after is not None:
+        ticks = os.sysconf("SC_CLK_TCK")
+        spent = (busy_after - busy) / ticks - (time.process_time() - ours)
+        others = max(0.0, spent / (time.perf_counter() - wall))
     rate = sum(replies / wall for replies, wall, _ in done if wall > 0)
     cpu = sum(c for _, _, c in done)
-    return rate, (sum(replies for replies, _, _ in done) / cpu if cpu > 0 else 0.0)
+    return Sample(rate, sum(r for r, _, _ in done) / cpu if cpu > 0 else 0.0, others)
 
 
 def main() -> int:
@@ -94,6 +120,10 @@ def main() -> int:
     p.add_argument("--workload", default="mix", choices=WORKLOADS)
     p.add_argument("--size", type=int, default=1_000_000, help="corpus bytes (default 1 MB)")
     p.add_argument("--json", metavar="PATH", help="also write the results as JSON")
+    p.add_argument(
+        "--max-others", type=float, default=None, metavar="CORES",
+        help="leave out the rounds in which other processes kept more than this many cores busy",
+    )  # fmt: skip
     p.add_argument(
         "--min-ratio", type=float, default=None,
         help="exit 1 when a median ratio (last thread count to the first) is below this",
@@ -124,53 +154,56 @@ def main() -> int:
         for impl in impls
         for path in paths
     }
-    rates: dict[tuple[str, str], dict[int, list[float]]] = {
-        key: {n: [] for n in counts} for key in runners
-    }
-    cpu_rates: dict[tuple[str, str], dict[int, list[float]]] = {
-        key: {n: [] for n in counts} for key in runners
-    }
+    # rounds[key]: one {threads: Sample} per round
+    rounds: dict[tuple[str, str], list[dict[int, Sample]]] = {key: [] for key in runners}
     for runs in runners.values():
         runs[0]()  # warm up (and a first check that it runs)
     for round_ in range(args.rounds):
         for key, runs in runners.items():
-            for n in counts:
-                rate, cpu_rate = measure(runs, n, args.seconds)
-                rates[key][n].append(rate)
-                cpu_rates[key][n].append(cpu_rate)
+            rounds[key].append({n: measure(runs, n, args.seconds) for n in counts})
         print(f"  round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     base = counts[0]
     header = f"{'path':8} {'impl':9}" + "".join(f"{f'{n} thr replies/s':>17}" for n in counts)
     for n in counts[1:]:
         header += f"  {f'work {n}/{base} (spread)':>22}  {f'per CPU-s {n}/{base}':>15}"
+    header += "  others (cores)  rounds"
     print(header)
     results = []
     failed = False
-    for key, by_count in rates.items():
+    for key, samples in rounds.items():
         impl, path = key
-        row = f"{path:8} {impl:9}" + "".join(
-            f"{statistics.median(by_count[n]):17,.0f}" for n in counts
-        )
+        busiest = [max((s.others or 0.0) for s in by_n.values()) for by_n in samples]
+        kept = [
+            by_n for by_n, load in zip(samples, busiest)
+            if args.max_others is None or load <= args.max_others
+        ]  # fmt: skip
         entry: dict[str, Any] = {
             "path": path,
             "impl": impl,
-            "rates": {str(n): by_count[n] for n in counts},
-            "cpu_rates": {str(n): cpu_rates[key][n] for n in counts},
-            "ratios": {},
+            "rounds": [{str(n): s._asdict() for n, s in by_n.items()} for by_n in samples],
+            "kept": len(kept),
         }
+        results.append(entry)
+        row = f"{path:8} {impl:9}"
+        if not kept:
+            print(f"{row}  no round with other processes below {args.max_others} cores")
+            failed = failed or args.min_ratio is not None
+            continue
+        row += "".join(f"{statistics.median(r[n].rate for r in kept):17,.0f}" for n in counts)
         for n in counts[1:]:
-            ratios = [hi / lo for hi, lo in zip(by_count[n], by_count[base]) if lo]
+            ratios = [r[n].rate / r[base].rate for r in kept if r[base].rate]
             efficiency = statistics.median(
-                hi / lo for hi, lo in zip(cpu_rates[key][n], cpu_rates[key][base]) if lo
+                r[n].cpu_rate / r[base].cpu_rate for r in kept if r[base].cpu_rate
             )
             median = statistics.median(ratios)
             row += f"  {median:10.2f} ({min(ratios):.2f}-{max(ratios):.2f})  {efficiency:15.2f}"
-            entry["ratios"][str(n)] = ratios
+            entry[f"ratio_{n}"] = median
             if n == counts[-1] and args.min_ratio is not None and median < args.min_ratio:
                 failed = True
+        load = statistics.median(busiest[samples.index(r)] for r in kept)
+        row += f"  {load:14.2f}  {len(kept)}/{len(samples)}"
         print(row)
-        results.append(entry)
     if args.json:
         with open(args.json, "w") as out:
             json.dump(
