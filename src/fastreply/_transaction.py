@@ -217,7 +217,8 @@ def flatten_message(
         )
     with io.BytesIO() as out:
         if international:
-            generator = email.generator.BytesGenerator(out, policy=msg.policy.clone(utf8=True))
+            policy: Any = msg.policy
+            generator = email.generator.BytesGenerator(out, policy=policy.clone(utf8=True))
         else:
             generator = email.generator.BytesGenerator(out)
         generator.flatten(copied, linesep="\r\n")
@@ -437,7 +438,7 @@ class TransactionEngine:
         self._rset_line = b"rset\r\n" if smtplib_spelling else b"RSET\r\n"
         self._queue: deque[Item] = deque()  # not written yet
         # One entry a reply awaited, in order: (what it answers, item).
-        self._expect: deque[tuple[int, Item]] = deque()
+        self._expect: deque[tuple[int, Any]] = deque()  # (an Item: Transaction or Exchange)
         self._out: list[bytes] = []
         # Nothing more may be written until the reply that this item awaits
         # arrives (DATA's 354, the replies to an envelope before BDAT, a
@@ -600,7 +601,7 @@ class TransactionEngine:
                     self._server_closing(reply, finished)
                     break
                 continue
-            tx: Transaction = item  # type: ignore[assignment]
+            tx: Transaction = item
             if kind == _RSET:
                 if self._blocked is tx:
                     self._blocked = None

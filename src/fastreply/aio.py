@@ -1003,7 +1003,7 @@ class SMTP:
         self._protocol = protocol
         self._setup = asyncio.Lock()
         try:
-            greeting = await self._wait(protocol, protocol.greeting.waiter, protocol.greeting)
+            greeting: Reply = await self._wait(protocol, protocol.greeting.waiter, protocol.greeting)
             self.greeting = greeting
             if greeting.code != 220:
                 raise _smtplib.SMTPConnectError(greeting.code, stdlib_message(greeting))
@@ -1103,7 +1103,7 @@ class SMTP:
                     raise error from exc
                 if new is None:
                     raise _smtplib.SMTPServerDisconnected("the connection closed during the TLS handshake")
-                protocol.transport = cast(asyncio.Transport, new)
+                protocol.transport = new
                 protocol.parser.reset()
             finally:
                 protocol.tls_pending = None

@@ -65,6 +65,7 @@ from .errors import ReplyError
 
 if TYPE_CHECKING:
     from _socket import _Address as _SourceAddress
+    from _typeshed import SizedBuffer
 
     from ._parser import Reply
 
@@ -432,7 +433,7 @@ def getreply(self: _std.SMTP) -> tuple[int, bytes]:
                 state.refused(exc, chunk)
             else:
                 if len(replies) == 1 and not parser.buffered:
-                    return replies[0]._smtplib_pair()  # type: ignore[no-any-return]
+                    return replies[0]._smtplib_pair()
                 state.parsed(replies, chunk)
         else:
             state.eof = True
@@ -441,7 +442,7 @@ def getreply(self: _std.SMTP) -> tuple[int, bytes]:
             if self.debuglevel > 0:
                 return state.pop(self)
             # A reply the fast parser read ahead.
-            return ready.popleft()._smtplib_pair()  # type: ignore[no-any-return]
+            return ready.popleft()._smtplib_pair()
         slow = state.slow
         if slow is not None:
             break
@@ -583,7 +584,7 @@ def _sendmail(
     smtp: SMTP,
     from_addr: str,
     to_addrs: str | Sequence[str],
-    msg: str | bytes,
+    msg: SizedBuffer | str,
     mail_options: Sequence[str],
     rcpt_options: Sequence[str],
 ) -> dict[str, tuple[int, bytes]]:
@@ -591,6 +592,8 @@ def _sendmail(
         smtp.ehlo_or_helo_if_needed()
     if isinstance(msg, str):
         msg = _fix_eols(msg).encode("ascii")
+    elif type(msg) is not bytes:
+        msg = bytes(msg)  # (any bytes-like object)
     # The MAIL and RCPT lines exactly as the standard sendmail() writes them.
     esmtp = smtp.does_esmtp
     options = ""
@@ -667,7 +670,7 @@ class SMTP(_std.SMTP):
         self,
         from_addr: str,
         to_addrs: str | Sequence[str],
-        msg: str | bytes,
+        msg: SizedBuffer | str,
         mail_options: Sequence[str] = (),
         rcpt_options: Sequence[str] = (),
     ) -> dict[str, tuple[int, bytes]]:
