@@ -411,7 +411,6 @@ class TransactionEngine:
         "closing",
         "_allows",
         "_commands",
-        "replies",
         "sent_bytes",
     )
 
@@ -447,8 +446,6 @@ class TransactionEngine:
         #: Why the connection is unusable (a 421, a reply out of turn, the
         #: connection lost), or None while it is usable.
         self.closing: BaseException | None = None
-        #: Replies received (matched or not).
-        self.replies = 0
         #: Bytes handed out by data_to_send().
         self.sent_bytes = 0
 
@@ -584,7 +581,6 @@ class TransactionEngine:
         allows = self._allows
         commands = self._commands
         for reply in replies:
-            self.replies += 1
             code = reply.code
             if not expect:
                 self._unsolicited(reply, finished)

@@ -935,6 +935,7 @@ class SMTP:
         self._slots: deque[asyncio.Future[None]] = deque()  # callers waiting for a place
         self._setup: asyncio.Lock | None = None  # held while STARTTLS or AUTH change the connection
         self._encoding = "ascii"
+        self._size_offered = False  # MAIL gets SIZE=
 
     # -- state -----------------------------------------------------------------------
 
@@ -983,6 +984,7 @@ class SMTP:
         loop = asyncio.get_running_loop()
         self.esmtp = self.greeting = None
         self._encoding = "ascii"
+        self._size_offered = False
         engine = TransactionEngine(pipelining=False, lmtp=self.lmtp, table=self.table)
         protocol = _SMTPProtocol(self.parser(), engine, self.timeout)
         context = self._context() if self.use_tls else None
@@ -1041,12 +1043,14 @@ class SMTP:
         reply = await self.execute_command(f"{verb} {hostname or self._local_name()}")
         if reply.code == 250:
             self.esmtp = info = parse_ehlo(reply)
+            self._size_offered = info.size is not None
             self._conn().engine.configure(
                 pipelining=self.pipelining and info.pipelining,
                 chunking=self.chunking and info.chunking,
             )
         else:
             self.esmtp = None
+            self._size_offered = False
         return reply
 
     async def helo(self, hostname: str | None = None) -> Reply:
@@ -1054,6 +1058,7 @@ class SMTP:
         reply = await self.execute_command(f"HELO {hostname or self._local_name()}")
         if reply.code == 250:
             self.esmtp = None
+            self._size_offered = False
             self._conn().engine.configure(pipelining=False, chunking=False)
         return reply
 
@@ -1108,6 +1113,7 @@ class SMTP:
             finally:
                 protocol.tls_pending = None
         self.esmtp = None
+        self._size_offered = False
         await self._hello()
         return reply
 
@@ -1220,32 +1226,44 @@ class SMTP:
         announced it) and its content with CRLF line ends."""
         if isinstance(recipients, str):
             recipients = [recipients]
-        mail_options = tuple(mail_options)
-        rcpt_options = tuple(rcpt_options)
-        esmtp = self.esmtp
         encoding = self._encoding
-        if mail_options and any(option.upper() == "SMTPUTF8" for option in mail_options):
-            if esmtp is None or not esmtp.smtputf8:
-                raise _smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
-            encoding = "utf-8"
+        options = ""
+        binary = False
+        if mail_options:
+            mail_options = tuple(mail_options)
+            upper = [option.upper() for option in mail_options]
+            if "SMTPUTF8" in upper:
+                if self.esmtp is None or not self.esmtp.smtputf8:
+                    raise _smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+                encoding = "utf-8"
+            binary = "BODY=BINARYMIME" in upper
+            options = " " + " ".join(mail_options)
+        if rcpt_options:
+            rcpt_extra = " " + " ".join(rcpt_options)
+        else:
+            rcpt_extra = ""
+        if (options or rcpt_extra) and self.esmtp is None:
+            raise _smtplib.SMTPNotSupportedError("MAIL and RCPT parameters need ESMTP (EHLO was refused)")
         if isinstance(message, str):
             message = message.encode(encoding)
         message = normalize_line_endings(message)
-        options = ""
-        if esmtp is not None:
-            if esmtp.size is not None:
-                options = " SIZE=%d" % len(message)
-            if mail_options:
-                options += " " + " ".join(mail_options)
-        elif mail_options or rcpt_options:
-            raise _smtplib.SMTPNotSupportedError("MAIL and RCPT parameters need ESMTP (EHLO was refused)")
-        rcpt_extra = " " + " ".join(rcpt_options) if rcpt_options else ""
-        mail_line = command_line(f"MAIL FROM:{quote_address(sender)}{options}".encode(encoding))
-        rcpt_lines = [
-            command_line(f"RCPT TO:{quote_address(to)}{rcpt_extra}".encode(encoding)) for to in recipients
-        ]
-        binary = bool(mail_options) and any(option.upper() == "BODY=BINARYMIME" for option in mail_options)
-        return Transaction(sender, recipients, message, mail_line, rcpt_lines, binary)
+        if self._size_offered:
+            options = " SIZE=%d%s" % (len(message), options)
+        mail = f"MAIL FROM:{quote_address(sender)}{options}\r\n"
+        rcpts = [f"RCPT TO:{quote_address(to)}{rcpt_extra}\r\n" for to in recipients]
+        # One check for CR or LF anywhere but at the line ends: an address or
+        # an option cannot smuggle in another command.
+        lines = "".join(rcpts) + mail
+        if lines.count("\n") != len(rcpts) + 1 or lines.count("\r") != len(rcpts) + 1:
+            raise ValueError(f"command line contains prohibited newline characters: {lines!r}")
+        return Transaction(
+            sender,
+            recipients,
+            message,
+            mail.encode(encoding),
+            [line.encode(encoding) for line in rcpts],
+            binary,
+        )
 
     async def sendmail(
         self,
