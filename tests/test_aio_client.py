@@ -156,18 +156,60 @@ def test_cancelling(impl: ModuleType) -> None:
             await asyncio.sleep(0)
             assert (await first)[1].code == 250
             assert second.cancelled() and smtp.is_connected
-            # Cancelled while its envelope is on its way: the connection is
-            # closed so that the message is not delivered.
+            # Cancelled while its envelope is on its way: when DATA's 354
+            # comes, the connection is closed so that the message is not
+            # delivered (nothing else is on the way then).
             third = asyncio.ensure_future(smtp.sendmail("a@example.org", ["d@example.net"], MESSAGE))
             await asyncio.sleep(0.05)
             third.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await third
+            await asyncio.sleep(0.4)
             assert not smtp.is_connected
-            with pytest.raises(smtplib.SMTPServerDisconnected):
+            with pytest.raises(smtplib.SMTPServerDisconnected, match="withdraw"):
                 await smtp.sendmail("a@example.org", ["e@example.net"], MESSAGE)
-            await asyncio.sleep(0.3)
         assert [rcpts for _, rcpts, _ in servers[0].delivered] == [("b@example.net",)]
+
+
+def test_cancelling_with_chunking_resets_instead(impl: ModuleType) -> None:
+    async def main() -> None:
+        servers: list[ModelServer] = []
+        server = await serve(Rules(extensions=("PIPELINING", "CHUNKING")), servers=servers, delay=0.2)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            smtp = client(impl, port)
+            await smtp.connect()
+            sending = asyncio.ensure_future(smtp.sendmail("a@example.org", ["b@example.net"], MESSAGE))
+            await asyncio.sleep(0.05)
+            sending.cancel()  # its MAIL and RCPT are on the way; BDAT waits for their replies
+            await asyncio.sleep(0.4)
+            assert smtp.is_connected  # RSET instead of BDAT: no need to hang up
+            assert (await smtp.sendmail("a@example.org", ["c@example.net"], MESSAGE))[1].code == 250
+        assert [rcpts for _, rcpts, _ in servers[0].delivered] == [("c@example.net",)]
+        assert b"RSET" in servers[0].commands
+
+    run(main())
+
+
+def test_pool_cancelled_message_is_not_delivered_and_others_are(impl: ModuleType) -> None:
+    async def main() -> None:
+        servers: list[ModelServer] = []
+        server = await serve(Rules(), servers=servers, delay=0.05)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            async with aio.SMTPPool(HOST, port, connections=2, depth=2, retries=1,
+                                    local_hostname="client.example", parser=impl.ReplyParser) as pool:
+                sends = [asyncio.ensure_future(pool.sendmail("a@example.org", [f"r{n}@example.net"], MESSAGE))
+                         for n in range(8)]
+                await asyncio.sleep(0.02)
+                sends[1].cancel()
+                results = await asyncio.gather(*sends, return_exceptions=True)
+                assert isinstance(results[1], asyncio.CancelledError)
+                assert all(not isinstance(r, BaseException) for i, r in enumerate(results) if i != 1)
+        delivered = sorted(r for m in servers for _, (r,), _ in m.delivered)
+        assert delivered == sorted(f"r{n}@example.net" for n in range(8) if n != 1)
+
+    run(main())
 
     run(main())
 

@@ -365,12 +365,49 @@ def test_cancel_before_written(impl: ModuleType) -> None:
     s = Script(impl)
     first = s.engine.submit(tx())
     second = s.engine.submit(tx())
-    assert not s.engine.cancel(first)  # written: too late
-    assert s.engine.cancel(second)
+    assert s.engine.cancel(second)  # not written: taken out of the queue
     assert second.done and second.retryable and not second.written
     s.write()
     s.reply(b"250 ok", b"250 ok", b"354 go")
     assert s.write() == dot_stuff(MESSAGE)  # nothing of the cancelled one
+    assert not s.engine.cancel(second)  # (once)
+
+
+def test_withdrawing_a_message_on_its_way(impl: ModuleType) -> None:
+    # DATA: at the 354 the engine hangs up (the items behind it are retryable).
+    s = Script(impl)
+    t = s.engine.submit(tx())
+    behind = s.engine.submit(tx())
+    s.write()
+    assert s.engine.cancel(t) and t.withdrawn and not t.done
+    s.reply(b"250 ok", b"250 ok", b"354 go")
+    assert s.write() == b""  # not the message
+    assert t.done and not t.retryable and "withdraw" in str(t.error)
+    assert isinstance(s.engine.closing, smtplib.SMTPServerDisconnected)
+    assert behind.done and behind.retryable and not behind.written
+    # BDAT: a RSET instead of the chunks, and on with the next message.
+    s = Script(impl, chunking=True)
+    t = s.engine.submit(tx())
+    s.write()
+    s.engine.cancel(t)
+    s.reply(b"250 ok", b"250 ok")
+    assert s.write() == b"RSET\r\n" and t.done and s.engine.closing is None
+    # One command at a time: a RSET instead of the next command.
+    s = Script(impl, pipelining=False)
+    t = s.engine.submit(tx(["b@example.net", "c@example.net"]))
+    s.write()
+    s.reply(b"250 ok")
+    s.write()
+    s.engine.cancel(t)
+    s.reply(b"250 ok")
+    assert s.write() == b"RSET\r\n" and t.done
+    # Content sent: too late.
+    s = Script(impl)
+    t = s.engine.submit(tx())
+    s.write()
+    s.reply(b"250 ok", b"250 ok", b"354 go")
+    s.write()
+    assert not s.engine.cancel(t) and not t.withdrawn
 
 
 def test_submit_twice_and_bad_table() -> None:

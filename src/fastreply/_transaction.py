@@ -333,6 +333,7 @@ class Transaction(Item):
         "accepted",
         "sent",
         "content_sent",
+        "withdrawn",
         "_failed",
     )
 
@@ -365,6 +366,9 @@ class Transaction(Item):
         #: The whole message (with the final ``.``, or the last BDAT chunk)
         #: has been handed out by ``data_to_send()``.
         self.content_sent = False
+        #: Given up by its sender (:meth:`TransactionEngine.cancel`): its
+        #: content will not be sent.
+        self.withdrawn = False
         self._failed = False  # the outcome is decided (an error), replies still drain
 
 
@@ -408,6 +412,7 @@ class TransactionEngine:
         "_expect",
         "_out",
         "_blocked",
+        "_withdrawing",
         "closing",
         "_allows",
         "_commands",
@@ -443,6 +448,7 @@ class TransactionEngine:
         # arrives (DATA's 354, the replies to an envelope before BDAT, a
         # command that ends a group, or any command without pipelining).
         self._blocked: Item | None = None
+        self._withdrawing = False  # a withdrawn message needs the connection closed
         #: Why the connection is unusable (a 421, a reply out of turn, the
         #: connection lost), or None while it is usable.
         self.closing: BaseException | None = None
@@ -508,19 +514,34 @@ class TransactionEngine:
         self._commands = _commands_for(self.chunking)
 
     def cancel(self, item: Item) -> bool:
-        """Take back an item that was not written yet; True if it was.  (What
-        is written cannot be taken back: the caller must let it finish or
-        close the connection.)"""
-        if item._state != _QUEUED or item.done:
+        """Withdraw an item whose sender gave up on it; True when it will
+        not take effect.
+
+        An item not written yet is taken out of the queue.  A message whose
+        envelope is written but whose content is not is withdrawn at the
+        first moment that harms nothing else: with BDAT (or one command at a
+        time) a RSET replaces what was still to come; after DATA's ``354``
+        nothing but closing the connection stops the message (the server
+        discards a transaction cut off before the final ``.``), so the
+        engine then closes it (:attr:`closing` is set, the front end hangs
+        up) -- at that point nothing else is on the way, and the items
+        queued behind fail :attr:`~Item.retryable`.  A message whose content
+        was sent cannot be withdrawn: False."""
+        if item.done:
             return False
-        try:
-            self._queue.remove(item)
-        except ValueError:
-            return False
-        item.done = True  # (its state stays queued: it was never written)
-        item.error = SMTPServerDisconnected("cancelled before it was sent")
-        item.retryable = True
-        return True
+        if item._state == _QUEUED:
+            try:
+                self._queue.remove(item)
+            except ValueError:
+                return False
+            item.done = True  # (its state stays queued: it was never written)
+            item.error = SMTPServerDisconnected("withdrawn before it was sent")
+            item.retryable = True
+            return True
+        if type(item) is Transaction and not item.content_sent:
+            item.withdrawn = True
+            return True
+        return False
 
     def data_to_send(self) -> bytes:
         """What to write to the server now (empty when the engine waits for
@@ -621,6 +642,13 @@ class TransactionEngine:
             if code == 421:
                 self._server_closing(reply, finished, tx)
                 break
+            if self._withdrawing:
+                self._finish(tx, finished)
+                self._shut(
+                    SMTPServerDisconnected("the connection was closed to withdraw a cancelled message"),
+                    finished,
+                )
+                break
             if tx._failed and not tx.done and not self._awaits(tx):
                 self._end_failed(tx, finished)
         if self._blocked is None and self.closing is None and self._queue:
@@ -645,7 +673,9 @@ class TransactionEngine:
     def _write_next_rcpt(self, tx: Transaction) -> None:
         """Without pipelining: the next RCPT, or what follows the last one."""
         index = len(tx.rcpt_replies)
-        if index < len(tx.rcpt_lines):
+        if tx.withdrawn:
+            self._fail(tx, _withdrawn())
+        elif index < len(tx.rcpt_lines):
             self._out.append(tx.rcpt_lines[index])
             self._expect.append((_RCPT, tx))
         else:
@@ -670,7 +700,9 @@ class TransactionEngine:
     def _after_recipients(self, tx: Transaction) -> None:
         """Every RCPT is answered and MAIL was accepted (written one at a
         time, or with BDAT): send the message, or give up on it."""
-        if len(tx.refused) == len(tx.recipients):
+        if tx.withdrawn:
+            self._fail(tx, _withdrawn())
+        elif len(tx.refused) == len(tx.recipients):
             self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)))
         elif self.chunking:
             tx._state = _CONTENT
@@ -712,7 +744,12 @@ class TransactionEngine:
         if code != 250:
             self._fail(tx, SMTPDataError(code, self._message_of(reply)))
         elif not self.pipelining:
-            self._write_chunk(tx)
+            if tx.withdrawn:
+                # Some chunks are in, the last is not: only hanging up drops them.
+                self._fail(tx, _withdrawn())
+                self._withdrawing = True
+            else:
+                self._write_chunk(tx)
 
     def _expect_end(self, tx: Transaction) -> None:
         """The end of the data awaits one reply (LMTP: one per recipient
@@ -733,6 +770,10 @@ class TransactionEngine:
                     self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)))
                 self._out.append(b".\r\n")
                 self._expect.append((_END, tx))
+            elif tx.withdrawn:
+                # Only hanging up stops it now; nothing else is on the way.
+                self._fail(tx, _withdrawn())
+                self._withdrawing = True
             else:
                 self._out.append(dot_stuff(tx.message))
                 tx.content_sent = True
@@ -874,6 +915,10 @@ class TransactionEngine:
         item.error = _copy_error(self.closing)
         item.retryable = True
         item.done = True
+
+
+def _withdrawn() -> SMTPServerDisconnected:
+    return SMTPServerDisconnected("withdrawn: its sender cancelled it before its content was sent")
 
 
 def _copy_error(error: BaseException) -> BaseException:

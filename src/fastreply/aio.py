@@ -1332,24 +1332,16 @@ class SMTP:
         if tx.error is not None:
             raise _fresh(tx.error)
 
-    async def _wait(self, protocol: _SMTPProtocol, future: asyncio.Future[None], item: Item) -> Any:
-        """Wait for ``item`` to finish.  A caller cancelled before its item is
-        written takes it back.  A message whose envelope is on its way but
-        whose content is not cannot be stopped without closing the
-        connection, so the connection is closed (the message is not
-        delivered; other messages on it fail, retryable); anything else
-        finishes in the background."""
+    async def _wait(self, protocol: _SMTPProtocol, future: asyncio.Future[Any], item: Item) -> Any:
+        """Wait for ``item`` to finish.  A caller cancelled while it waits
+        withdraws its item (see :meth:`TransactionEngine.cancel`): one not
+        written yet is dropped; a message whose content is not sent yet is
+        not delivered (the connection is reset, or closed when nothing else
+        can stop it); a message whose content went out finishes unseen."""
         try:
             await future
         except asyncio.CancelledError:
-            if not item.done and not protocol.engine.cancel(item):
-                if isinstance(item, Transaction) and not item.content_sent:
-                    protocol.abort(
-                        _smtplib.SMTPServerDisconnected(
-                            "a caller cancelled its message before the data was sent; "
-                            "the connection was closed so that it is not delivered"
-                        )
-                    )
+            protocol.engine.cancel(item)
             raise
         if isinstance(item, Exchange):
             if item.error is not None:
@@ -1399,7 +1391,7 @@ class SMTP:
 class _Request:
     """A message waiting in a pool, and the future its sender awaits."""
 
-    __slots__ = ("sender", "recipients", "message", "mail_options", "rcpt_options", "future", "tx")
+    __slots__ = ("sender", "recipients", "message", "mail_options", "rcpt_options", "future", "tx", "member")
 
     def __init__(
         self,
@@ -1416,6 +1408,7 @@ class _Request:
         self.rcpt_options = rcpt_options
         self.future: asyncio.Future[None] | None = None
         self.tx: Transaction | None = None
+        self.member: _PoolMember | None = None  # the connection it was given to
 
 
 class _PoolMember:
@@ -1529,7 +1522,7 @@ class SMTPPool:
             if request.tx is None:
                 self._queue.append(request)
             else:  # again: ahead of the messages that have not had a turn yet
-                request.tx = None
+                request.tx = request.member = None
                 self._queue.appendleft(request)
             self._dispatch()
             try:
@@ -1604,6 +1597,7 @@ class SMTPPool:
             request.future.set_exception(exc)
             return
         request.tx = tx
+        request.member = member
         member.inflight += 1
         member.protocol.submit(tx, request.future)
 
@@ -1623,10 +1617,15 @@ class SMTPPool:
             self._dispatch()  # a replacement, if messages wait
 
     def _cancelled(self, request: _Request) -> None:
-        try:
-            self._queue.remove(request)  # (rare: a caller giving up before its turn)
-        except ValueError:
-            pass
+        """A sender gave up: withdraw its message (see :meth:`SMTP._wait`)."""
+        member, tx = request.member, request.tx
+        if member is None or tx is None:
+            try:
+                self._queue.remove(request)  # (rare: a caller giving up before its turn)
+            except ValueError:
+                pass
+        elif not tx.done:
+            member.protocol.engine.cancel(tx)
 
     async def _open(self) -> None:
         client = SMTP(self.hostname, self.port, **self.smtp_options)
