@@ -5,6 +5,8 @@
 #   ci/postfix.sh          install (if missing), configure and start it; the only
 #                          line on stdout is FASTREPLY_POSTFIX=127.0.0.1:PORT
 #   ci/postfix.sh --stop   stop it
+#   ci/postfix.sh --install  only install the package (if missing) and check that
+#                          smtp-sink and smtp-source are there (ci/main.sh's e2e bench)
 #
 #   line="$(bash ci/postfix.sh)"      # as .ci/run does: under set -e a failure stops
 #   export "$line"                    # the run (not so with `eval "$(...)"` or `&&`)
@@ -71,8 +73,9 @@ ACTION=start
 case "${1:-}" in
     "") ;;
     --stop) ACTION=stop ;;
+    --install) ACTION=install ;;
     -h|--help) awk 'NR > 1 && !/^#/ { exit } NR > 1 { sub(/^# ?/, ""); print }' "$0"; exit 0 ;;
-    *) die "unknown argument '$1' (use no argument to start, --stop to stop)" ;;
+    *) die "unknown argument '$1' (use no argument to start, --stop to stop, --install to install)" ;;
 esac
 
 if [ "$(id -u)" != 0 ]; then
@@ -149,6 +152,10 @@ case "$VERSION" in
     2.*|3.[0-5].*) COMPAT=2 ;;
     *) COMPAT=3.6 ;;
 esac
+
+if [ "$ACTION" = install ]; then
+    exit 0
+fi
 
 # -- 2. the local user ---------------------------------------------------------
 if ! getent passwd "$USER_NAME" >/dev/null; then

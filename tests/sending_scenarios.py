@@ -378,7 +378,7 @@ def _result_outcome(result: Any, error: BaseException | None, connection: str) -
 
 
 def _code(reply: Any) -> int:
-    return reply.code if hasattr(reply, "code") else reply[0]
+    return int(reply.code if hasattr(reply, "code") else reply[0])
 
 
 def check(outcome: Outcome, expect: Expect) -> list[str]:
@@ -703,14 +703,16 @@ class ScenarioHandler:
 def _scenario_smtp_class() -> Any:
     from aiosmtpd.smtp import SMTP
 
-    class ScenarioSMTP(SMTP):  # type: ignore[misc]
+    class ScenarioSMTP(SMTP):
         """aiosmtpd's SMTP that refuses the DATA command by sender and hangs up
         after every 421 it sends, as Postfix does."""
 
         async def smtp_DATA(self, arg: str) -> None:
-            refusal = DATA_COMMAND_REFUSALS.get(self.envelope.mail_from)
-            if refusal is not None and self.envelope.rcpt_tos and not arg:
-                await self.push(access_reply(self.envelope.mail_from, "Sender", refusal))
+            envelope = self.envelope
+            sender = envelope.mail_from if envelope is not None else None
+            refusal = DATA_COMMAND_REFUSALS.get(sender or "")
+            if sender and refusal is not None and envelope and envelope.rcpt_tos and not arg:
+                await self.push(access_reply(sender, "Sender", refusal))
                 return
             await super().smtp_DATA(arg)
 
@@ -731,7 +733,7 @@ def scenario_server(*, pipelining: bool = False) -> Iterator[tuple[str, int, Sce
 
     smtp_class = _scenario_smtp_class()
 
-    class ScenarioController(Controller):  # type: ignore[misc]
+    class ScenarioController(Controller):
         def factory(self) -> Any:
             return smtp_class(self.handler, data_size_limit=SIZE_LIMIT, enable_SMTPUTF8=True,
                               hostname="mx.example.org", ident="fastreply scenario server")

@@ -198,8 +198,11 @@ def test_proxy_keeps_bytes_order_and_end_of_stream() -> None:
     payload = bytes(range(256)) * 4096  # 1 MiB, many reads and writes
     with e2e.delaying_proxy(("127.0.0.1", port), 1.0) as address:
         with socket.create_connection(address, timeout=10) as sock:
-            sender = threading.Thread(target=lambda: (sock.sendall(payload),
-                                                      sock.shutdown(socket.SHUT_WR)))
+            def send() -> None:
+                sock.sendall(payload)
+                sock.shutdown(socket.SHUT_WR)  # our end of the stream, passed on
+
+            sender = threading.Thread(target=send)
             sender.start()
             received = bytearray()
             while data := sock.recv(65536):  # b"": the echo server's end, passed on
