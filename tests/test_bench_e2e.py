@@ -23,8 +23,9 @@ from typing import Any, Iterator
 import pytest
 
 import fastreply.aio
-from fastreply import cli
+from fastreply import bench, cli
 from fastreply._bench import e2e
+from fastreply.bench import have_matplotlib
 from sending_scenarios import start_controller
 
 pytestmark = pytest.mark.server
@@ -134,12 +135,15 @@ def aiosmtpd_server() -> Iterator[tuple[int, CountingHandler]]:
         controller.stop()
 
 
-def test_e2e_given_server(aiosmtpd_server: tuple[int, CountingHandler],
+def test_e2e_given_server(aiosmtpd_server: tuple[int, CountingHandler], tmp_path: Path,
                           capsys: pytest.CaptureFixture[str]) -> None:
     port, handler = aiosmtpd_server
     clients = ["stdlib", "dropin", "aiosmtplib"]
+    plot = tmp_path / "e2e.png"
     status, out, err = run(capsys, "--server", f"127.0.0.1:{port}", "--messages", "60",
-                           "--connections", "3", "--clients", ",".join(clients), "--json", "-")
+                           "--connections", "3", "--clients", ",".join(clients),
+                           "--latency", "0", "--latency-messages", "5", "--json", "-",
+                           *(["--plot", str(plot)] if have_matplotlib() else []))
     assert status == 0, err
     report = json.loads(out)
     assert report["server"] == {"kind": "given", "address": f"127.0.0.1:{port}"}
@@ -148,7 +152,17 @@ def test_e2e_given_server(aiosmtpd_server: tuple[int, CountingHandler],
     for name in measured:
         check_measured(report["results"][name], 60)
         assert "sink_accepted" not in report["results"][name]  # no counter but the server's
-    assert handler.count == 60 * len(measured)
+        check_measured(report["latency"]["results"][name]["0"], 5)
+    assert handler.count == (60 + 5) * len(measured)
+    if have_matplotlib():
+        assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_e2e_plot_needs_matplotlib(capsys: pytest.CaptureFixture[str], tmp_path: Path,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(bench, "have_matplotlib", lambda: False)
+    status, out, err = run(capsys, "--plot", str(tmp_path / "x.png"))
+    assert status == 2 and "--plot needs matplotlib" in err
 
 
 @pytest.mark.parametrize("argv, message", [

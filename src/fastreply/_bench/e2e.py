@@ -55,6 +55,7 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import IO, Any, Callable, Iterator, Sequence
 
 __all__ = [
@@ -691,9 +692,10 @@ def write_plot(report: dict[str, Any], path: str) -> None:
             points = [(x, y) for x, y in points if y]
             if points:
                 ax.plot(*zip(*points), marker="o", label=report["labels"][name], color=f"C{i}")
-        ax.set_xscale("log")
+        if min(rtts) > 0:
+            ax.set_xscale("log")
         ax.set_yscale("log")
-        ax.set_xlabel("round trip (ms)")
+        ax.set_xlabel("round trip added (ms)")
         ax.set_title("messages a second, one connection", fontsize=10)
         ax.legend(fontsize=7)
     fig.suptitle(
@@ -730,14 +732,13 @@ def _latencies(text: str) -> list[float]:
     return values
 
 
-def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -> int:
+def run_cli(args: argparse.Namespace) -> int:
     """``fastreply bench --e2e``: the tables on stdout (progress on stderr)."""
     from ..bench import PLOT_MISSING, have_matplotlib
 
-    stdout = sys.stdout if stdout is None else stdout
-    stderr = sys.stderr if stderr is None else stderr
+    stdout, stderr = sys.stdout, sys.stderr
     if args.plot and not have_matplotlib():
-        print(f"fastreply bench --e2e: {PLOT_MISSING}", file=stderr)
+        stderr.write(f"fastreply bench --e2e: {PLOT_MISSING}\n")
         return 2
     # The options come as text from fastreply's command line (which does not
     # import this module to build its parser): checked here.
@@ -763,26 +764,21 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
 
     try:
         report = run_e2e(settings, progress)
-    except ValueError as exc:
+    except (ValueError, E2EError) as exc:
         print(f"fastreply bench --e2e: {exc}", file=stderr)
-        return 2
-    except E2EError as exc:
-        print(f"fastreply bench --e2e: {exc}", file=stderr)
-        return 1
-    text = format_report(report)
-    if args.json == "-":
-        print(text, file=stderr, end="")
-        json.dump(report, stdout, indent=2)
-        stdout.write("\n")
-    else:
-        stdout.write(text)
-        if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2)
-                f.write("\n")
+        return 2 if isinstance(exc, ValueError) else 1
+    # The tables go to stdout, or to stderr when the JSON goes to stdout (--json -).
+    json_to_stdout = args.json == "-"
+    (stderr if json_to_stdout else stdout).write(format_report(report))
+    if args.json:
+        data = json.dumps(report, indent=2) + "\n"
+        if json_to_stdout:
+            stdout.write(data)
+        else:
+            Path(args.json).write_text(data, encoding="utf-8")
     if args.plot:
         write_plot(report, args.plot)
-        print(f"fastreply bench --e2e: wrote {args.plot}", file=stderr)
+        progress(f"wrote {args.plot}")
     results = [*report["results"].values()]
     for by_rtt in (report["latency"] or {}).get("results", {}).values():
         results += by_rtt.values()
