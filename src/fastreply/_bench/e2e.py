@@ -49,10 +49,12 @@ import os
 import platform
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -431,19 +433,20 @@ def _run_smtp_source(path: str, address: tuple[str, int], messages: int, connect
         wall = time.perf_counter()
         process = subprocess.Popen(command, stdin=subprocess.DEVNULL,
                                    stdout=subprocess.DEVNULL, stderr=err)
-        deadline = time.monotonic() + timeout
-        while True:
-            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
-            if pid:
-                break
-            if time.monotonic() > deadline:
-                process.kill()
-                os.wait4(process.pid, 0)
-                process.returncode = -9
-                return {"client": "smtp-source", "failed": f"no result within {timeout:.0f} s"}
-            time.sleep(0.002)
+        killer = threading.Timer(timeout, process.kill)  # a hung run ends as a failure
+        killer.start()
+        try:
+            _, status, usage = os.wait4(process.pid, 0)  # its exit and its resource usage
+        except BaseException:  # interrupted: leave nothing running
+            process.kill()
+            os.wait4(process.pid, 0)
+            raise
+        finally:
+            killer.cancel()
         wall = time.perf_counter() - wall
         process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode == -signal.SIGKILL:
+            return {"client": "smtp-source", "failed": f"no result within {timeout:.0f} s"}
         err.seek(0)
         error = err.read().decode(errors="replace").strip()
     if process.returncode != 0:
@@ -732,6 +735,10 @@ def _latencies(text: str) -> list[float]:
     return values
 
 
+def _terminated(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def run_cli(args: argparse.Namespace) -> int:
     """``fastreply bench --e2e``: the tables on stdout (progress on stderr)."""
     from ..bench import PLOT_MISSING, have_matplotlib
@@ -762,11 +769,15 @@ def run_cli(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"fastreply bench --e2e: {text}", file=stderr, flush=True)
 
+    # A SIGTERM unwinds like Ctrl-C, so that smtp-sink and the proxy are stopped.
+    previous = signal.signal(signal.SIGTERM, _terminated)
     try:
         report = run_e2e(settings, progress)
     except (ValueError, E2EError) as exc:
         print(f"fastreply bench --e2e: {exc}", file=stderr)
         return 2 if isinstance(exc, ValueError) else 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     # The tables go to stdout, or to stderr when the JSON goes to stdout (--json -).
     json_to_stdout = args.json == "-"
     (stderr if json_to_stdout else stdout).write(format_report(report))
