@@ -50,11 +50,21 @@ def smtp_sink() -> str:
     return path
 
 
-def check_measured(result: dict[str, Any], messages: int) -> None:
-    assert result["messages"] == messages
-    assert result["refused"] == 0
-    assert result["seconds"] > 0 and result["cpu_seconds"] >= 0
-    assert result["msg_per_s"] == pytest.approx(messages / result["seconds"])
+def check_run(run: dict[str, Any], messages: int) -> None:
+    assert run["seconds"] > 0 and run["cpu_seconds"] >= 0
+    assert run["msg_per_s"] == pytest.approx(messages / run["seconds"])
+    assert run["cpu_us_per_msg"] == pytest.approx(run["cpu_seconds"] / messages * 1e6)
+
+
+def check_measured(result: dict[str, Any], messages: int, rounds: int = 1) -> None:
+    """A client's result over ``rounds`` rounds (medians of each round's run)."""
+    assert result["messages"] == messages and result["refused"] == 0
+    assert len(result["rounds"]) == rounds
+    for run in result["rounds"]:
+        check_run(run, messages)
+    for key in ("msg_per_s", "cpu_us_per_msg"):
+        values = sorted(run[key] for run in result["rounds"])
+        assert values[0] <= result[key] <= values[-1]
 
 
 def expected_skips() -> dict[str, str]:
@@ -74,7 +84,8 @@ def expected_skips() -> dict[str, str]:
 def test_e2e_against_smtp_sink(smtp_sink: str, tmp_path: Path,
                                capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "e2e.json"
-    status, out, err = run(capsys, "--messages", "300", "--connections", "4", "--json", str(path))
+    status, out, err = run(capsys, "--messages", "300", "--connections", "4", "--e2e-rounds", "2",
+                           "--json", str(path))
     assert status == 0, err
     report = json.loads(path.read_text())
     assert REPORT_KEYS <= set(report)
@@ -87,18 +98,25 @@ def test_e2e_against_smtp_sink(smtp_sink: str, tmp_path: Path,
             assert result["skipped"].startswith(skips[name]), result
             assert f"{report['labels'][name]}  skipped: {skips[name]}" in out
             continue
-        check_measured(result, 300)
+        check_measured(result, 300, rounds=2)
         # smtp-sink counted every message the client sent, warm-up included.
-        assert result["sink_accepted"] == 300 + result.get("warmup", 0)
+        assert result["sink_accepted"] == 2 * (300 + result.get("warmup", 0))
         assert result["connections"] == (1 if name in e2e.BLOCKING else 4)
         assert report["labels"][name] in out
     assert set(report["ratios"]["dropin"]) == {"stdlib"}
-    assert report["ratios"]["stdlib"]["stdlib"] == {"msg_per_s": 1.0, "cpu_per_msg": 1.0}
+    assert report["ratios"]["stdlib"]["stdlib"]["msg_per_s"] == 1.0
+    dropin = report["ratios"]["dropin"]["stdlib"]
+    speeds = [d["msg_per_s"] / s["msg_per_s"] for d, s in zip(
+        report["results"]["dropin"]["rounds"], report["results"]["stdlib"]["rounds"])]
+    assert (dropin["msg_per_s_min"], dropin["msg_per_s_max"]) == (min(speeds), max(speeds))
+    assert report["settings"]["rounds"] == 2
     assert "end to end: 300 messages of 404 bytes" in out
+    assert "median of 2 round(s)" in out
 
 
 def test_e2e_latency_mode(smtp_sink: str, capsys: pytest.CaptureFixture[str]) -> None:
     status, out, err = run(capsys, "--messages", "20", "--clients", "stdlib,dropin",
+                           "--e2e-rounds", "1",
                            "--latency", "0,2", "--latency-messages", "15", "--json", "-")
     assert status == 0, err
     report = json.loads(out)
@@ -107,7 +125,8 @@ def test_e2e_latency_mode(smtp_sink: str, capsys: pytest.CaptureFixture[str]) ->
     for name in ("stdlib", "dropin"):
         for rtt in ("0", "2"):
             result = latency["results"][name][rtt]
-            check_measured(result, 15)
+            check_run(result, 15)
+            assert result["refused"] == 0
             assert result["connections"] == 1 and result["sink_accepted"] == 15
     assert "latency: messages/s on one connection" in err  # the table went to stderr
 
@@ -141,6 +160,7 @@ def test_e2e_given_server(aiosmtpd_server: tuple[int, CountingHandler], tmp_path
     clients = ["stdlib", "dropin", "aiosmtplib"]
     plot = tmp_path / "e2e.png"
     status, out, err = run(capsys, "--server", f"127.0.0.1:{port}", "--messages", "60",
+                           "--e2e-rounds", "1",
                            "--connections", "3", "--clients", ",".join(clients),
                            "--latency", "0", "--latency-messages", "5", "--json", "-",
                            *(["--plot", str(plot)] if have_matplotlib() else []))
@@ -152,7 +172,7 @@ def test_e2e_given_server(aiosmtpd_server: tuple[int, CountingHandler], tmp_path
     for name in measured:
         check_measured(report["results"][name], 60)
         assert "sink_accepted" not in report["results"][name]  # no counter but the server's
-        check_measured(report["latency"]["results"][name]["0"], 5)
+        check_run(report["latency"]["results"][name]["0"], 5)
     assert handler.count == (60 + 5) * len(measured)
     if have_matplotlib():
         assert plot.read_bytes().startswith(b"\x89PNG")
@@ -173,6 +193,8 @@ def test_e2e_plot_needs_matplotlib(capsys: pytest.CaptureFixture[str], tmp_path:
     (["--latency", "1,ten"], "expected round trips in ms"),
     (["--latency", "-5"], "round trips must be 0-10000 ms"),
     (["--clients", "stdlib,sendmail"], "unknown client 'sendmail'"),
+    (["--e2e-rounds", "0"], "expected a number >= 1"),
+    (["--rounds", "2"], "use --e2e-rounds"),
 ])
 def test_e2e_bad_options(capsys: pytest.CaptureFixture[str], argv: list[str],
                          message: str) -> None:

@@ -254,6 +254,9 @@ def _add_e2e_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--connections", default="100", metavar="C",
                    help="connections of aiosmtplib, the pool and smtp-source (default 100; "
                    "smtplib and the drop-in use one)")
+    g.add_argument("--e2e-rounds", default="3", metavar="N",
+                   help="rounds, each sending with every client once in rotating order; "
+                   "medians are reported (default 3)")
     g.add_argument("--latency", nargs="?", const="1,10,50", metavar="MS,...",
                    help="also run each client on one connection through a delaying proxy "
                    "adding these round trips (default 1,10,50)")

@@ -31,6 +31,11 @@ reported as ``warmup``).  ``smtp-source`` is measured from outside: wall time
 from its start to its exit (connections and process start-up included, a
 few milliseconds) and CPU from its resource usage (``os.wait4``).
 
+The clients run in rounds (``--e2e-rounds``, default 3), each round every
+client once, starting one client further along each time; reported are the
+median msg/s and CPU a message, and for the ratios the median of each round's
+ratio (a busy machine slows clients measured close together alike).
+
 Latency mode (``--latency 1,10,50``): the same clients on one connection
 each, through :mod:`fastreply._bench.proxy` (its own process) which delays
 each direction by half the round trip, report messages a second at each
@@ -51,6 +56,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -95,6 +101,7 @@ BASELINES = {
 
 DEFAULT_MESSAGES = 10_000
 DEFAULT_CONNECTIONS = 100
+DEFAULT_ROUNDS = 3
 CLIENT_TIMEOUT = 60.0  # an SMTP wait, in the clients
 
 HELO = "client.fastreply.test"
@@ -466,6 +473,7 @@ class Settings:
     latency_ms: list[float] = field(default_factory=list)
     latency_messages: int | None = None  # None: by round trip (latency_messages_for)
     clients: tuple[str, ...] = CLIENTS
+    rounds: int = DEFAULT_ROUNDS
 
 
 def latency_messages_for(rtt_ms: float) -> int:
@@ -520,16 +528,45 @@ def _measure(name: str, address: tuple[str, int], messages: int, connections: in
     return result
 
 
+def _combine(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One client's rounds as one result: the median msg/s and CPU a message,
+    every round kept in ``rounds``; failed or skipped if any round was."""
+    for run in runs:
+        if "msg_per_s" not in run:
+            return run
+    result = dict(runs[0])
+    for key in ("msg_per_s", "cpu_us_per_msg"):
+        result[key] = statistics.median(run[key] for run in runs)
+    for key in ("seconds", "cpu_seconds"):
+        del result[key]
+    if "sink_accepted" in result:
+        result["sink_accepted"] = sum(run["sink_accepted"] for run in runs)
+    result["rounds"] = [{key: run[key] for key in
+                         ("seconds", "cpu_seconds", "msg_per_s", "cpu_us_per_msg")}
+                        for run in runs]
+    return result
+
+
 def _ratios(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """For each client and each of its baselines: the median over the rounds
+    of that round's ratio (msg/s, and CPU a message), with the range of the
+    msg/s ratio.  Ratios within a round compare runs made minutes apart at
+    most, so a busy machine skews them less than the medians do."""
     out: dict[str, dict[str, dict[str, float]]] = {}
     for name, result in results.items():
         for base in BASELINES[name]:
             ref = results.get(base, {})
-            if "msg_per_s" in result and "msg_per_s" in ref:
-                out.setdefault(name, {})[base] = {
-                    "msg_per_s": result["msg_per_s"] / ref["msg_per_s"],
-                    "cpu_per_msg": result["cpu_us_per_msg"] / ref["cpu_us_per_msg"],
-                }
+            if "rounds" not in result or "rounds" not in ref:
+                continue
+            pairs = list(zip(result["rounds"], ref["rounds"]))
+            speed = [r["msg_per_s"] / b["msg_per_s"] for r, b in pairs]
+            out.setdefault(name, {})[base] = {
+                "msg_per_s": statistics.median(speed),
+                "cpu_per_msg": statistics.median(
+                    r["cpu_us_per_msg"] / b["cpu_us_per_msg"] for r, b in pairs),
+                "msg_per_s_min": min(speed),
+                "msg_per_s_max": max(speed),
+            }
     return out
 
 
@@ -563,10 +600,20 @@ def run_e2e(settings: Settings, progress: Progress = lambda _text: None) -> dict
             server = {"kind": "smtp-sink", "address": f"{address[0]}:{address[1]}",
                       "command": sink.command}
         progress(f"server: {server['kind']} on {server['address']}")
-        results = {name: _measure(name, address, settings.messages,
-                                  1 if name in BLOCKING else settings.connections,
-                                  sink, source, progress)
-                   for name in settings.clients}
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in settings.clients}
+        for round_ in range(settings.rounds):
+            # Each round measures every client once, starting one further along.
+            start = round_ % len(settings.clients)
+            order = [*settings.clients[start:], *settings.clients[:start]]
+            if settings.rounds > 1:
+                progress(f"round {round_ + 1} of {settings.rounds}")
+            for name in order:
+                if runs[name] and "msg_per_s" not in runs[name][-1]:
+                    continue  # skipped or failed: once is enough
+                runs[name].append(_measure(name, address, settings.messages,
+                                           1 if name in BLOCKING else settings.connections,
+                                           sink, source, progress))
+        results = {name: _combine(runs[name]) for name in settings.clients}
         latency: dict[str, Any] = {}
         if settings.latency_ms:
             latency = {"rtt_ms": settings.latency_ms, "messages": {}, "results": {}}
@@ -587,7 +634,8 @@ def run_e2e(settings: Settings, progress: Progress = lambda _text: None) -> dict
         "platform": platform.platform(),
         "cpus": os.cpu_count(),
         "settings": {"messages": settings.messages, "connections": settings.connections,
-                     "message_bytes": len(MESSAGE), "clients": list(settings.clients)},
+                     "rounds": settings.rounds, "message_bytes": len(MESSAGE),
+                     "clients": list(settings.clients)},
         "server": server,
         "labels": {name: LABELS[name] for name in settings.clients},
         "results": results,
@@ -617,9 +665,11 @@ def format_report(report: dict[str, Any]) -> str:
         f"(one recipient) to {report['server']['kind']} on {report['server']['address']}",
         "msg/s: messages / wall time; CPU: the client process's user + system time a message "
         "(from after connecting and EHLO to the last reply)",
+        f"median of {settings['rounds']} round(s), the clients in rotating order; ratios: "
+        "median of each round's ratio (msg/s range in brackets)",
         "",
         f"  {'client':<{width}}  {'conns':>5}  {'msg/s':>8}  {'CPU µs/msg':>10}"
-        f"  {'compared with':<14} {'msg/s':>7}  {'CPU/msg':>7}",
+        f"  {'compared with':<14} {'msg/s':>7}  {'CPU/msg':>7}  (msg/s range)",
     ]
     for name in settings["clients"]:
         r = report["results"][name]
@@ -635,8 +685,10 @@ def format_report(report: dict[str, Any]) -> str:
             out.append(row)
         for i, (base, ratio) in enumerate(ratios.items()):
             prefix = row if i == 0 else " " * len(row)
+            spread = (f"  ({ratio['msg_per_s_min']:.2f}-{ratio['msg_per_s_max']:.2f})"
+                      if settings["rounds"] > 1 and base != name else "")
             out.append(f"{prefix}  {base:<14} {ratio['msg_per_s']:>6.2f}x  "
-                       f"{ratio['cpu_per_msg']:>6.2f}x")
+                       f"{ratio['cpu_per_msg']:>6.2f}x{spread}")
     latency = report.get("latency")
     if latency:
         rtts = [_ms(r) for r in latency["rtt_ms"]]
@@ -749,10 +801,17 @@ def run_cli(args: argparse.Namespace) -> int:
         return 2
     # The options come as text from fastreply's command line (which does not
     # import this module to build its parser): checked here.
+    from ..bench import DEFAULT_ROUNDS as PARSER_ROUNDS
+
+    if getattr(args, "rounds", PARSER_ROUNDS) != PARSER_ROUNDS:
+        stderr.write("fastreply bench --e2e: --rounds is the parser benchmark's; "
+                     "use --e2e-rounds\n")
+        return 2
     try:
         settings = Settings(
             messages=_positive_int(str(args.messages)),
             connections=_positive_int(str(args.connections)),
+            rounds=_positive_int(str(args.e2e_rounds)),
             server=parse_address(args.server) if args.server else None,
             allow_remote=args.allow_remote,
             latency_ms=_latencies(args.latency) if args.latency else [],
