@@ -241,7 +241,8 @@ def _add_e2e_arguments(p: argparse.ArgumentParser) -> None:
         "Send mail to a real server instead: smtplib, fastreply.smtplib, aiosmtplib, "
         "fastreply.aio.SMTPPool and Postfix's smtp-source, to Postfix's smtp-sink on "
         "127.0.0.1 (started and stopped by the benchmark) or to --server; prints msg/s "
-        "and client CPU a message. The parsing options above do not apply.",
+        "and client CPU a message. Of the parsing options above only --json, --plot and "
+        "-q apply.",
     )
     g.add_argument("--e2e", action="store_true", help="run the end-to-end benchmark")
     g.add_argument("--server", metavar="HOST:PORT",
