@@ -815,3 +815,121 @@ def test_stream_real_starttls_drops_plaintext(impl: ModuleType, certificate: tup
     run(main())
     thread.join(TIMEOUT)
     assert not thread.is_alive() and not errors, errors
+
+
+# -- hostile callers: polling a broken stream, batches, mass cancellation -------------
+
+
+def _traceback_length(exc: BaseException) -> int:
+    length, tb = 0, exc.__traceback__
+    while tb is not None:
+        length, tb = length + 1, tb.tb_next
+    return length
+
+
+def test_a_stored_error_raised_again_does_not_grow(impl: ModuleType) -> None:
+    """Each later call raises a copy with its own traceback: the stored error
+    collected a frame per call before (400,007 entries after 200,000 calls)."""
+    async def main() -> None:
+        proto, _ = connected(impl)
+        proto.data_received(b"250 ok\r\nnonsense\r\n")
+        assert (await proto.next_reply()).code == 250
+        queue = proto.replies
+        reader = aio.ReplyReader(stream_reader(b"250 ok\r\n250-cut"), impl.ReplyParser())
+        assert (await reader.read_reply()).code == 250
+        lengths: dict[str, list[int]] = {"queue": [], "nowait": [], "reader": []}
+        for _ in range(500):
+            for name, call in (("queue", queue.next_reply), ("reader", reader.read_reply)):
+                try:
+                    await call()
+                except ReplyError as exc:
+                    lengths[name].append(_traceback_length(exc))
+            try:
+                queue.get_nowait()
+            except ReplyError as exc:
+                lengths["nowait"].append(_traceback_length(exc))
+        for name, seen in lengths.items():
+            assert len(seen) == 500 and max(seen) == seen[0] <= 4, (name, seen[0], max(seen))
+        stored = queue.exception
+        assert isinstance(stored, MalformedReply) and _traceback_length(stored) <= 2
+        assert str(stored).startswith("line does not start with a three-digit reply code")
+
+    run(main())
+
+
+def test_read_replies_takes_its_replies_together(impl: ModuleType) -> None:
+    """A read_reply() that starts while read_replies(3) waits gets the fourth
+    reply, not the second (read_replies was three read_reply() calls)."""
+    async def main() -> None:
+        reader = stream_reader(eof=False)
+        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        batch = asyncio.create_task(replies.read_replies(3))
+        await asyncio.sleep(0)
+        single = asyncio.create_task(replies.read_reply())
+        for code in (250, 251, 252, 253):
+            reader.feed_data(b"%d ok\r\n" % code)
+            for _ in range(3):
+                await asyncio.sleep(0)
+        assert [r.code for r in await batch] == [250, 251, 252]
+        assert (await single).code == 253
+        assert await replies.read_replies(0) == []
+        with pytest.raises(ValueError, match="count must not be negative"):
+            await replies.read_replies(-1)
+
+    run(main())
+
+
+def test_read_replies_cancelled_part_way_loses_nothing(impl: ModuleType) -> None:
+    async def main() -> None:
+        reader = stream_reader(eof=False)
+        replies = aio.ReplyReader(reader, impl.ReplyParser(), read_size=8)
+        batch = asyncio.create_task(replies.read_replies(3))
+        reader.feed_data(b"250 a\r\n251 b\r\n")  # two of the three
+        for _ in range(5):
+            await asyncio.sleep(0)
+        batch.cancel()  # asyncio.wait_for timing out does this
+        with pytest.raises(asyncio.CancelledError):
+            await batch
+        assert replies.pending == 2  # back, first in line
+        reader.feed_data(b"252 c\r\n")
+        assert [r.code for r in await replies.read_replies(3)] == [250, 251, 252]
+        # Failing part way: what was taken comes back before the error.
+        reader.feed_data(b"253 d\r\nbad\r\n")
+        with pytest.raises(MalformedReply):
+            await replies.read_replies(2)
+        assert (await replies.read_reply()).code == 253
+        with pytest.raises(MalformedReply):
+            await replies.read_reply()
+
+    run(main())
+
+
+def test_cancelling_many_waiters_costs_the_same_in_any_order(impl: ModuleType) -> None:
+    """Leaving the line is O(1): cancelling the newest waiter first compared
+    it with every older one (deque.remove: quadratic, 10 s for 40,000)."""
+    compared = 0
+
+    class CountingFuture(asyncio.Future):  # type: ignore[type-arg]
+        def __eq__(self, other: object) -> bool:
+            nonlocal compared
+            compared += 1
+            return self is other
+
+        __hash__ = asyncio.Future.__hash__
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.create_future = lambda: CountingFuture(loop=loop)  # type: ignore[method-assign]
+        proto, _ = connected(impl)
+        tasks = [asyncio.create_task(proto.next_reply()) for _ in range(400)]
+        await asyncio.sleep(0)
+        assert proto.replies.waiting == 400
+        for task in reversed(tasks[1:]):  # newest first, all but the oldest
+            task.cancel()
+            await asyncio.sleep(0)
+        assert proto.replies.waiting == 1
+        proto.data_received(b"250 ok\r\n")
+        assert (await tasks[0]).code == 250
+
+    run(main())
+    assert compared < 400, compared

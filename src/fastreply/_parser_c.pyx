@@ -1075,7 +1075,13 @@ cdef inline long _code_of(object item) except -2:
         return (<Reply>item).code
     if isinstance(item, int):
         return _code_number(item)
-    return _code_number(item.code)
+    try:
+        code = item.code
+    except AttributeError:
+        raise TypeError(
+            f"a reply must be a Reply or an int code, not {type(item).__name__}"
+        ) from None
+    return _code_number(code)
 
 
 cdef class CodeMasks:

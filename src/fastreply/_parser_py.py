@@ -880,10 +880,7 @@ class CodeMasks:
                 f"check_all() needs one command per reply, got {len(commands)} "
                 f"commands and {len(replies)} replies"
             )
-        return [
-            self.allows(command, reply if isinstance(reply, int) else reply.code)
-            for command, reply in zip(commands, replies)
-        ]
+        return [self.allows(command, _reply_code(reply)) for command, reply in zip(commands, replies)]
 
     def unexpected(self, commands: Sequence[int], replies: Iterable[Any], start: int = 0) -> list[int]:
         """The positions in ``replies`` whose code ``commands`` does not
@@ -902,6 +899,18 @@ class CodeMasks:
         return [
             i
             for i, reply in enumerate(replies)
-            if not self.allows(commands[start + i], reply if isinstance(reply, int) else reply.code)
+            if not self.allows(commands[start + i], _reply_code(reply))
         ]
+
+
+def _reply_code(reply: Any) -> Any:
+    """The code of a reply given as a Reply (of either implementation) or an int."""
+    if isinstance(reply, int):
+        return reply
+    try:
+        return reply.code
+    except AttributeError:
+        raise TypeError(
+            f"a reply must be a Reply or an int code, not {type(reply).__name__}"
+        ) from None
 
