@@ -41,16 +41,14 @@ import random
 from types import ModuleType
 from typing import Any
 
+from harness import Divergence, _modules  # the parser target's (fuzz/ is on sys.path)
+
 HEADER = 6
 FLAG_READER = 1
 FLAG_STRICT = 2
 FLAG_BAD = 4
 
 CODES = (220, 221, 250, 251, 354, 421, 450, 550)
-
-
-class Divergence(AssertionError):
-    """The two parsers disagree, or an invariant broke."""
 
 
 def stream_of(head: bytes) -> tuple[bytes, list[bytes]]:
@@ -285,14 +283,6 @@ def _subsequence(module: ModuleType, part: list[bytes], whole: list[bytes]) -> N
             position = whole.index(raw, position) + 1
         except ValueError:
             raise Divergence(f"{module.__name__}: a reply out of order or twice: {raw!r}") from None
-
-
-def _modules() -> tuple[ModuleType, ModuleType]:
-    import fastreply._parser  # noqa: F401
-    import fastreply._parser_c as compiled
-    import fastreply._parser_py as reference
-
-    return reference, compiled
 
 
 def check(data: bytes, modules: tuple[ModuleType, ModuleType] | None = None) -> None:

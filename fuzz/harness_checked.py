@@ -34,13 +34,14 @@ also be what the table says of each reply and ``commands[start + i]``.
 from __future__ import annotations
 
 import array
-import random
 import warnings
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any, Callable
+
+from harness import Divergence, _modules, cut  # the parser target's (fuzz/ is on sys.path)
 
 HEADER = 6
 FLAG_STRICT = 1
@@ -51,10 +52,6 @@ FLAG_FIXED_START = 16
 
 #: Reply codes the structured stream is made of (a byte picks one, and 1-3 lines).
 CODES = (220, 221, 235, 250, 251, 252, 334, 354, 421, 450, 451, 500, 502, 530, 550, 554)
-
-
-class Divergence(AssertionError):
-    """The compiled parser and the reference disagree, or an invariant broke."""
 
 
 class LogError(Exception):
@@ -205,18 +202,7 @@ def decode(data: bytes) -> Case:
             items.append(byte % 24)
     flags = head[1]
     stream = rest if flags & FLAG_RAW else _replies(rest[:200])
-    mode, spread = head[3], head[4]
-    if mode == 0 or not stream:
-        chunks = [stream]
-    elif mode == 1:
-        chunks = [stream[i : i + 1] for i in range(len(stream))]
-    else:
-        rng = random.Random(mode * 256 + spread)
-        chunks, i = [], 0
-        while i < len(stream):
-            step = rng.randint(1, spread + 1)
-            chunks.append(stream[i : i + step])
-            i += step
+    chunks = cut(stream, head[3], head[4])
     return Case(
         kind=head[0] % len(KINDS),
         strict=bool(flags & FLAG_STRICT),
@@ -306,14 +292,6 @@ def _check_positions(module: ModuleType, name: str, table: Any, items: list[Any]
     if bad != want:
         raise Divergence(f"{module.__name__}: positions {bad}, the table says {want} "
                          f"(log {name}, start {start})")
-
-
-def _modules() -> tuple[ModuleType, ModuleType]:
-    import fastreply._parser  # noqa: F401 - the selector makes both Reply types comparable
-    import fastreply._parser_c as compiled
-    import fastreply._parser_py as reference
-
-    return reference, compiled
 
 
 def check(data: bytes, modules: tuple[ModuleType, ModuleType] | None = None) -> None:

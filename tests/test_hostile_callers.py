@@ -78,31 +78,19 @@ def test_feed_checked_refuses_arrays_of_no_ints_alike(impl: ModuleType, code: st
     assert parser.offset == 0  # refused before parsing
 
 
-class ShortSlices(Sequence):  # type: ignore[type-arg]
-    """Indexes truly, but a slice holds fewer items than len() promises."""
+class Lying(Sequence):  # type: ignore[type-arg]
+    """Indexes truly, but its slices hold ``sliced`` items at most and its
+    len() says ``extra`` more than indexing gives."""
 
-    def __init__(self, items: list[int]) -> None:
-        self.items = items
-
-    def __len__(self) -> int:
-        return len(self.items)
-
-    def __getitem__(self, index: Any) -> Any:
-        if isinstance(index, slice):
-            return self.items[index][:1]
-        return self.items[index]
-
-
-class LongLen(Sequence):  # type: ignore[type-arg]
-    """len() promises more items than indexing gives."""
-
-    def __init__(self, items: list[int], extra: int) -> None:
-        self.items, self.extra = items, extra
+    def __init__(self, items: list[int], sliced: int = 1_000_000, extra: int = 0) -> None:
+        self.items, self.sliced, self.extra = items, sliced, extra
 
     def __len__(self) -> int:
         return len(self.items) + self.extra
 
     def __getitem__(self, index: Any) -> Any:
+        if isinstance(index, slice):
+            return self.items[index][: self.sliced]
         return self.items[index]
 
 
@@ -110,7 +98,7 @@ def test_feed_checked_trusts_items_not_slices(impl: ModuleType) -> None:
     """The compiled parser took stop - start as the length of the bytes it
     built from a slice: a short slice made it read past them."""
     big = (b"250 ok\r\n" * 4000) + STREAM
-    log = ShortSlices([int(Command.MAIL)] * 4000 + [int(c) for c in LOG])
+    log = Lying([int(Command.MAIL)] * 4000 + [int(c) for c in LOG], sliced=1)
     replies, bad = impl.ReplyParser().feed_checked(big, MODERN, log)
     assert len(replies) == 4007
     assert bad == [4000 + p for p in EXPECTED_BAD]
@@ -118,7 +106,7 @@ def test_feed_checked_trusts_items_not_slices(impl: ModuleType) -> None:
 
 @pytest.mark.parametrize("extra", [1, 5, 1000])
 def test_feed_checked_log_shorter_than_its_len(impl: ModuleType, extra: int) -> None:
-    log = LongLen([int(c) for c in LOG], extra)
+    log = Lying([int(c) for c in LOG], extra=extra)
     parser = impl.ReplyParser()
     assert parser.feed(b"250-x\r\n") == []
     with pytest.raises(ValueError, match=r"commands\[5\] raised IndexError, but len\(commands\) "
@@ -135,17 +123,14 @@ def test_feed_checked_reads_each_item_once(impl: ModuleType) -> None:
     """A log whose items change as they are read is read once, and its
     replies judged by what was read (the reference read it twice)."""
 
-    class Drifting(Sequence):  # type: ignore[type-arg]
+    class Drifting(Lying):
         reads = 0
-
-        def __len__(self) -> int:
-            return 3
 
         def __getitem__(self, index: Any) -> Any:
             self.reads += 1
             return int(Command.MAIL) if self.reads <= 3 else 999
 
-    log = Drifting()
+    log = Drifting([0, 0, 0])
     replies, bad = impl.ReplyParser().feed_checked(b"250 a\r\n250 b\r\n250 c\r\n", MODERN, log)
     assert len(replies) == 3 and bad == [] and log.reads == 3
 
@@ -307,6 +292,14 @@ def switch_often() -> Iterator[None]:
         sys.setswitchinterval(saved)
 
 
+def _in_threads(work: Callable[[int], None], count: int = 4) -> None:
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 def test_a_parser_shared_by_threads(impl: ModuleType, switch_often: None) -> None:
     """Four threads feed one parser whole replies in chunks of every size,
     read its counters and check codes: each call returns exactly the replies
@@ -338,11 +331,7 @@ def test_a_parser_shared_by_threads(impl: ModuleType, switch_often: None) -> Non
         except BaseException as exc:  # noqa: BLE001 - reported below
             failures.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(work)
     assert failures == []
     assert parser.offset == sum(fed)
     parser.close()
@@ -370,9 +359,5 @@ def test_a_parser_shared_by_threads_keeps_its_errors_clean(impl: ModuleType,
         except BaseException as exc:  # noqa: BLE001
             failures.append(exc)
 
-    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    _in_threads(work)
     assert failures == []
