@@ -284,6 +284,8 @@ class ReplyParser:
     subclassed (portable code wraps a parser instead).
     """
 
+    _lock: threading.Lock
+
     __slots__ = (
         "_max_line_length",
         "_max_reply_lines",
@@ -311,6 +313,7 @@ class ReplyParser:
         max_line = _check_limit("max_line_length", max_line_length, 4)
         max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
         strict = bool(strict)
+        lock: threading.Lock
         try:
             lock = self._lock  # __init__ called again: the same lock
         except AttributeError:
@@ -771,7 +774,7 @@ def _log_window(
     ``bytes`` or ``bytearray`` log is sliced (its items are its bytes)."""
     known = _check_log_args(table, commands, start)
     if type(commands) is bytes or type(commands) is bytearray:
-        window: Sequence[int] = bytes(commands[start : start + most])
+        window = bytes(commands[start : start + most])
         found = _not_below(known).search(window)
         if found is not None:
             index = found.start()
