@@ -191,7 +191,9 @@ class _Run:
         if not self.ended:
             self._feed(len(self.stream))
             self._end(0)
-        for _ in range(200):
+        # (an error or the end reaches the callers one after the other, each
+        # waking the next: a turn of the loop each, at most)
+        for _ in range(4 * len(self.callers) + 50):
             if not self._live():
                 break
             await asyncio.sleep(0)
