@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # the tools venv has tomli there (validate-pyproject, cibuildwheel need it)
+else:  # the tools venv has tomli there (validate-pyproject needs it)
     import tomli as tomllib
 
 # What a build from the sdist and `pytest` from its tests/ need.

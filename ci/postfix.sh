@@ -19,13 +19,17 @@
 #     uses; the script checks they are there.
 #   - A separate Postfix instance of its own, config in /etc/postfix-fastreply, queue in
 #     /var/spool/postfix-fastreply: an existing mail setup in /etc/postfix is never read
-#     or changed.  No port 25, IPv4 loopback only.  Three listeners, by convention at
-#     PORT, PORT+1 and PORT+2 (PORT is $FASTREPLY_POSTFIX_PORT, default 10025; the
-#     port printed on stdout is PORT, the other two are derived from it):
+#     or changed.  No port 25, IPv4 loopback only.  Four listeners, by convention at
+#     PORT to PORT+3 (PORT is $FASTREPLY_POSTFIX_PORT, default 10025; the port
+#     printed on stdout is PORT, the others are derived from it):
 #       PORT     the main one: PIPELINING, CHUNKING, SIZE, DSN, SMTPUTF8 ... announced
 #       PORT+1   the same server without PIPELINING and without CHUNKING
 #       PORT+2   the same server offering STARTTLS (a self-signed certificate made
 #                with openssl, kept in /etc/postfix-fastreply/tls; TLS is optional)
+#       PORT+3   the same server dropping connections: after the second error of a
+#                session (a refused recipient, say) it answers 421 and hangs up
+#                (smtpd_hard_error_limit = 2), and after 2 idle seconds too
+#                (smtpd_timeout = 2s): the tests of a pool that must replace them
 #   - A local user fastreply-test (system account, no login, no home).  Domains
 #     fastreply.test and localhost are local; unknown local users get 550 at RCPT;
 #     fastreply-test+anything@fastreply.test is the same user (recipient_delimiter +);
@@ -101,11 +105,12 @@ fi
 case "$PORT" in
     ''|*[!0-9]*) die "FASTREPLY_POSTFIX_PORT must be a port number, not '$PORT'" ;;
 esac
-[ "$PORT" -ge 1 ] && [ "$PORT" -le 65533 ] || die "FASTREPLY_POSTFIX_PORT must be 1-65533 (PORT+2 is used too)"
+[ "$PORT" -ge 1 ] && [ "$PORT" -le 65532 ] || die "FASTREPLY_POSTFIX_PORT must be 1-65532 (PORT+3 is used too)"
 # The other listeners, by convention (tests/test_postfix_sending.py derives them too).
 NOPIPE_PORT=$((PORT + 1))
 TLS_PORT=$((PORT + 2))
-PORTS="$PORT $NOPIPE_PORT $TLS_PORT"
+DROP_PORT=$((PORT + 3))
+PORTS="$PORT $NOPIPE_PORT $TLS_PORT $DROP_PORT"
 TLS_DIR="$CONF/tls"
 
 START=$SECONDS
@@ -189,6 +194,10 @@ MASTER_DIST=/usr/share/postfix/master.cf.dist
     echo "  -o smtpd_discard_ehlo_keywords=silent-discard,pipelining,chunking"
     echo "$HOST:$TLS_PORT inet n - n - - smtpd"
     echo "  -o smtpd_tls_security_level=may"
+    echo "$HOST:$DROP_PORT inet n - n - - smtpd"
+    echo "  -o smtpd_hard_error_limit=2"
+    echo "  -o smtpd_soft_error_limit=1"
+    echo "  -o smtpd_timeout=2s"
 } > "$CONF/master.cf.new"
 install_if_changed "$CONF/master.cf.new" "$CONF/master.cf"
 # main.cf: written whole, so nothing an earlier run set lingers.
@@ -303,7 +312,7 @@ else
     for port in $PORTS; do
         if (exec 3<>"/dev/tcp/$HOST/$port") 2>/dev/null; then
             die "$HOST:$port is already taken by another program; choose another" \
-                "port with FASTREPLY_POSTFIX_PORT (PORT, PORT+1 and PORT+2 are used)"
+                "port with FASTREPLY_POSTFIX_PORT (PORT to PORT+3 are used)"
         fi
     done
     postfix -c "$CONF" start >&2 || die "postfix start failed (log: $LOG)"
@@ -352,5 +361,5 @@ for port in $PORTS; do
 done
 say "ready in $((SECONDS - START))s: ${answer%%|*}"
 say "listeners: $HOST:$PORT (main), $HOST:$NOPIPE_PORT (no PIPELINING, no CHUNKING)," \
-    "$HOST:$TLS_PORT (STARTTLS)"
+    "$HOST:$TLS_PORT (STARTTLS), $HOST:$DROP_PORT (drops connections: 2 errors, 2 s idle)"
 echo "FASTREPLY_POSTFIX=$HOST:$PORT"

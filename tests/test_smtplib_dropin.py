@@ -277,14 +277,32 @@ def test_debug_output_of_read_ahead_replies(impl: ModuleType) -> None:
     assert expected[0] == [("ok", (220, b"a\nb"))]
 
 
-@pytest.mark.parametrize("limit", [4, 5, 6, 7, 10, 40])
+@pytest.mark.parametrize("limit", [4, 5, 6, 7, 10, 40, 3, 2, 1, 0, -1, -2, -10])
 def test_small_maxline_same_as_smtplib(impl: ModuleType, limit: int) -> None:
-    # smtplib._MAXLINE is read at each call, by the standard class and the drop-in.
+    # smtplib._MAXLINE is read at each call, by the standard class and the
+    # drop-in.  Below 4 (the parser's smallest limit) every line is read with
+    # the standard rules: "Line too long." as smtplib says it, no ValueError.
     stream = (b"250 ok\r\n25\r\n250-a\r\n250 abcdef\r\n220 " + b"y" * 40 + b"\r\n"
               b"250 0123456789012345678901234567890123\r\n221 bye\r\n")
     with maxline(limit):
         for size in (1, 3, 7, 64, 4096):
             assert_same(impl, cut(stream, size))
+
+
+def test_maxline_below_the_parser_minimum_and_back(impl: ModuleType) -> None:
+    script = [b"\n250 b\r\n250 c\r\n"]
+    results = []
+    for cls in (smtplib.SMTP, client_class(impl)):
+        client = new_client(cls, FakeSocket(script))
+        with maxline(3):
+            first = outcome(client.getreply)  # b"\n" fits: code -1
+        second = outcome(client.getreply)  # the default limit again: the fast parser
+        with maxline(2):
+            third = outcome(client.getreply)  # b"250" is longer than 2
+        results.append((first, second, third))
+    assert results[0] == results[1]
+    assert results[0] == (("ok", (-1, b"")), ("ok", (250, b"b")),
+                          ("raise", smtplib.SMTPResponseException, (500, "Line too long.")))
 
 
 def test_maxline_changed_mid_stream(impl: ModuleType) -> None:
@@ -343,7 +361,7 @@ def script_of(data: bytes, cuts: list[int], end: str, more: bytes) -> list[Event
 
 @settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=stream_bytes, cuts=st.lists(st.integers(0, 10_000), max_size=12), end=ending,
-       more=stream_bytes, limit=st.sampled_from([8192, 8192, 30, 12, 6, 4]))
+       more=stream_bytes, limit=st.sampled_from([8192, 8192, 30, 12, 6, 4, 3, 2, 0, -1]))
 def test_random_streams_same_as_smtplib(impl: ModuleType, data: bytes, cuts: list[int], end: str,
                                         more: bytes, limit: int) -> None:
     with maxline(limit):

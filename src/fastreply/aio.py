@@ -25,7 +25,9 @@ its limits and its errors):
 Errors: a malformed stream raises the parser's
 :class:`~fastreply.ReplyError` (with its ``offset`` and ``line``) to the
 caller that would have got the broken reply, after the good replies before
-it; it stays raised for every later call.  When the connection ends, callers
+it; it stays raised for every later call (each call raises a fresh copy of
+the stored error, with its own short traceback: polling a broken
+connection does not pile up memory).  When the connection ends, callers
 get :class:`ConnectionClosed` (a :class:`ConnectionError`), or
 :class:`ClosedMidReply` when it ended inside a reply (both a
 ``ConnectionClosed`` and an :class:`~fastreply.IncompleteReply`); nobody is
@@ -42,12 +44,13 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import email.message
 import hmac
 import smtplib as _smtplib
 import socket
 import weakref
-from collections import deque
+from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
 from ._parser import Reply, ReplyParser
@@ -123,6 +126,23 @@ def _closed(parser: ReplyParser, cause: BaseException | None) -> ConnectionClose
     return error
 
 
+def _fresh(error: BaseException) -> BaseException:
+    """A copy of a stored error to raise: the same type, message, attributes
+    and cause, and no traceback yet.  (Raising the stored exception itself
+    again and again would append this call's frames to its traceback every
+    time: unbounded memory for a caller that polls or retries.)"""
+    try:
+        twin = copy.copy(error)
+    except Exception:  # noqa: BLE001 - an exception that cannot be copied
+        twin = error
+    if twin is error or type(twin) is not type(error):
+        return error.with_traceback(None)
+    twin.__dict__.update(error.__dict__)
+    twin.__cause__ = error.__cause__
+    twin.__suppress_context__ = error.__suppress_context__
+    return twin.with_traceback(None)
+
+
 def _new_parser(parser: ReplyParser | None, options: dict[str, Any]) -> ReplyParser:
     if parser is not None:
         if options:
@@ -162,9 +182,9 @@ class ReplyReader:
     ``max_reply_lines``, ``strict``) can be chosen only when the state is
     made, by the first of them.
 
-    Calls are served in order: tasks awaiting :meth:`read_reply` at the
-    same time get consecutive replies, first come first served.  Cancelling
-    a call loses nothing.
+    Calls are served in order: tasks awaiting :meth:`read_reply` (or
+    :meth:`read_replies`) at the same time get consecutive replies, first
+    come first served.  Cancelling a call loses nothing.
     """
 
     __slots__ = ("_reader", "_state", "_read_size")
@@ -222,35 +242,61 @@ class ReplyReader:
             ConnectionClosed: the stream ended before a reply started.
             Exception: whatever the StreamReader raises (a connection reset).
         """
-        state = self._state
-        ready = state.ready
-        if ready and not state.inside:
+        ready = self._state.ready
+        if ready and not self._state.inside:
             return ready.popleft()  # read ahead, and nobody is before this caller
-        state.inside += 1
-        try:
-            async with state.lock:
-                while not ready:
-                    if state.error is not None:
-                        raise state.error
-                    data = await self._reader.read(self._read_size)
-                    if not data:
-                        error = _closed(state.parser, None)
-                        if isinstance(error, ClosedMidReply):
-                            state.error = error  # the parser is closed for good
-                        raise error
-                    try:
-                        ready.extend(state.parser.feed(data))
-                    except ReplyError as exc:
-                        ready.extend(exc.replies)
-                        state.error = exc
-                return ready.popleft()
-        finally:
-            state.inside -= 1
+        return (await self._read(1))[0]
 
     async def read_replies(self, count: int) -> list[Reply]:
         """The next ``count`` replies (the answers to ``count`` pipelined
-        commands), in order."""
-        return [await self.read_reply() for _ in range(count)]
+        commands), in order, taken together: no other caller's reply comes
+        between them.  If the call is cancelled (``asyncio.wait_for`` timing
+        out) or fails part way, the replies it had taken go back, first in
+        line for the next call: nothing is lost.  Errors as :meth:`read_reply`."""
+        if isinstance(count, bool) or not isinstance(count, int):
+            raise TypeError(f"count must be an int, not {type(count).__name__}")
+        if count < 0:
+            raise ValueError(f"count must not be negative, got {count}")
+        ready = self._state.ready
+        if len(ready) >= count and not self._state.inside:
+            return [ready.popleft() for _ in range(count)]
+        return await self._read(count)
+
+    async def _read(self, count: int) -> list[Reply]:
+        """``count`` consecutive replies, read under the lock, in turn."""
+        state = self._state
+        ready = state.ready
+        taken: list[Reply] = []
+        state.inside += 1
+        try:
+            async with state.lock:
+                try:
+                    while len(taken) < count:
+                        if ready:
+                            taken.append(ready.popleft())
+                            continue
+                        if state.error is not None:
+                            raise _fresh(state.error)
+                        data = await self._reader.read(self._read_size)
+                        if not data:
+                            error = _closed(state.parser, None)
+                            if isinstance(error, ClosedMidReply):
+                                state.error = error  # the parser is closed for good
+                                raise _fresh(error)
+                            raise error
+                        try:
+                            ready.extend(state.parser.feed(data))
+                        except ReplyError as exc:
+                            ready.extend(exc.replies)
+                            state.error = exc.with_traceback(None)
+                except BaseException:
+                    # Cancelled or failed part way: what was taken goes back,
+                    # in order, before anything read since.
+                    ready.extendleft(reversed(taken))
+                    raise
+            return taken
+        finally:
+            state.inside -= 1
 
     def __aiter__(self) -> ReplyReader:
         return self
@@ -343,10 +389,13 @@ class ReplyQueue:
 
     * Callers are served first come, first served.  A caller cancelled while
       it waits (``asyncio.wait_for`` timing out, say) loses nothing: the
-      reply goes to the next caller.
+      reply goes to the next caller.  Leaving the line costs the same
+      whatever the caller's place in it (thousands of waiters can time out
+      at once).
     * A parse error (:class:`~fastreply.ReplyError`) is raised to the caller
       that would have got the broken reply, after every good reply before
-      it, and to every later caller; later data is ignored.
+      it, and to every later caller (a fresh copy each time: see
+      :attr:`exception`); later data is ignored.
     * When the connection ends, waiting and later callers get
       :class:`ConnectionClosed` (:class:`ClosedMidReply` if it ended inside
       a reply), after the replies that were complete.
@@ -365,7 +414,10 @@ class ReplyQueue:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
         self._parser = _new_parser(parser, parser_options)
         self._replies: deque[Reply] = deque()
-        self._waiters: deque[asyncio.Future[None]] = deque()
+        # The callers waiting, in order: a token per caller and the future it
+        # awaits (replaced when it must wait again).  An OrderedDict is a
+        # linked list: a caller leaves from any place in O(1).
+        self._waiters: OrderedDict[object, asyncio.Future[None]] = OrderedDict()
         self._error: BaseException | None = None
         self._closed = False
         self._max_pending = max_pending
@@ -393,7 +445,8 @@ class ReplyQueue:
 
     @property
     def exception(self) -> BaseException | None:
-        """The error callers get once the replies before it are taken, if any."""
+        """The error callers get once the replies before it are taken, if any
+        (each caller gets a copy of it, with its own traceback)."""
         return self._error
 
     def set_transport(self, transport: asyncio.BaseTransport | None) -> None:
@@ -412,7 +465,7 @@ class ReplyQueue:
             replies = self._parser.feed(data)
         except ReplyError as exc:
             self._replies.extend(exc.replies)
-            self._error = exc
+            self._error = exc.with_traceback(None)
         else:
             if not replies:
                 return
@@ -441,14 +494,16 @@ class ReplyQueue:
 
     async def next_reply(self) -> Reply:
         """The next reply; see the class documentation for errors."""
-        if not self._waiters:
+        waiters = self._waiters
+        if not waiters:
             if self._replies:
                 return self._take()
             if self._error is not None:
-                raise self._error
+                raise _fresh(self._error)
         loop = asyncio.get_running_loop()
+        token = object()
         future: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(future)
+        waiters[token] = future
         try:
             while True:
                 await future
@@ -456,20 +511,20 @@ class ReplyQueue:
                     break
                 # Woken for a reply that discard() dropped since: wait
                 # again, first in line still.
-                index = self._waiters.index(future)
-                future = self._waiters[index] = loop.create_future()
+                future = waiters[token] = loop.create_future()
         except BaseException:
             # Cancelled: leave the line; if it was this caller's turn, it
             # passes to the next one, with the reply it was woken for.
-            self._leave(future)
+            del waiters[token]
+            self._wake()
             raise
-        self._waiters.remove(future)  # the first in line: this caller's turn
+        del waiters[token]  # the first in line: this caller's turn
         if self._replies:
             return self._take()  # (which wakes the next caller if there is more)
         error = self._error
         assert error is not None
         self._wake()  # every caller in line gets the error
-        raise error
+        raise _fresh(error)
 
     def get_nowait(self) -> Reply:
         """The next reply if one is waiting and no caller is ahead; else
@@ -479,7 +534,7 @@ class ReplyQueue:
         if self._replies:
             return self._take()
         if self._error is not None:
-            raise self._error
+            raise _fresh(self._error)
         raise asyncio.QueueEmpty
 
     def discard(self) -> int:
@@ -504,17 +559,10 @@ class ReplyQueue:
         self._wake()
         return reply
 
-    def _leave(self, future: asyncio.Future[None]) -> None:
-        try:
-            self._waiters.remove(future)
-        except ValueError:
-            pass
-        self._wake()
-
     def _wake(self) -> None:
         """Wake the first caller in line if there is something for it."""
         if self._waiters and (self._replies or self._error is not None):
-            head = self._waiters[0]
+            head = next(iter(self._waiters.values()))
             if not head.done():
                 head.set_result(None)
 
@@ -825,14 +873,6 @@ class _SMTPProtocol(asyncio.Protocol):
             self.abort(SMTPTimeoutError(f"no reply from the server in {self.timeout:g} seconds"))
         else:
             self._timer = self.loop.call_later(self.timeout - silent, self._check_timeout)
-
-
-def _fresh(error: BaseException) -> BaseException:
-    """A new exception like ``error``, with its cause: raising one stored
-    exception object again and again would grow its traceback."""
-    copy = type(error)(*error.args)
-    copy.__cause__ = error.__cause__
-    return copy
 
 
 class SMTP:

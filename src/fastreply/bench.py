@@ -903,6 +903,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
 
 
+def _unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path``, or None if it can (as far
+    as can be told without creating it)."""
+    if os.path.isdir(path):
+        return "is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"no such directory: {folder}"
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        return f"permission denied: {target}"
+    return None
+
+
 def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -> int:
     stdout = sys.stdout if stdout is None else stdout
     stderr = sys.stderr if stderr is None else stderr
@@ -910,8 +924,21 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
         print(f"fastreply bench: {PLOT_MISSING}", file=stderr)
         return 2
     implementations = None
-    if args.implementations:
+    if args.implementations is not None:
         implementations = [x.strip() for x in args.implementations.split(",") if x.strip()]
+        if not implementations:
+            print(
+                f"fastreply bench: --implementations needs at least one of "
+                f"{', '.join(IMPLEMENTATIONS)}, got {args.implementations!r}",
+                file=stderr,
+            )
+            return 2
+    # Where the results go is checked before measuring, not after.
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = _unwritable(path) if path and path != "-" else None
+        if problem is not None:
+            print(f"fastreply bench: {option} {path}: {problem}", file=stderr)
+            return 2
     workloads = list(_corpus.WORKLOADS) if args.workload == "all" else [args.workload]
     try:
         report = run_bench(
@@ -939,10 +966,18 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
     else:
         stdout.write(text)
         if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2)
-                f.write("\n")
+            try:
+                with open(args.json, "w", encoding="utf-8") as f:
+                    json.dump(report, f, indent=2)
+                    f.write("\n")
+            except OSError as exc:  # checked before, but the disk may be full
+                print(f"fastreply bench: cannot write {args.json}: {exc.strerror}", file=stderr)
+                return 1
     if args.plot:
-        write_plot(report, args.plot)
+        try:
+            write_plot(report, args.plot)
+        except OSError as exc:
+            print(f"fastreply bench: cannot write {args.plot}: {exc.strerror}", file=stderr)
+            return 1
         print(f"fastreply bench: wrote {args.plot}", file=stderr)
     return 0

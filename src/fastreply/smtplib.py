@@ -143,6 +143,9 @@ _FIRST_WINDOW = 256
 _MAX_BACKOFF = 256
 #: An attempt that took fewer bytes than this before a refusal counts as failed.
 _ENOUGH_GAIN = 2048
+#: The shortest line limit the parser takes: below it (``smtplib._MAXLINE``
+#: set to 3, say) every reply is read line by line, with the standard rules.
+_MIN_FAST_LINE = 4
 
 
 def _message(reply: Reply) -> bytes:
@@ -167,7 +170,9 @@ class _ReplyReader:
     reply the fast parser holds: a copy of its buffer) or ``slow`` (an
     in-memory file of bytes read line by line with the standard library's
     rules, after the fast parser refused something; its position is where
-    the next line starts).  ``slow`` is None in fast mode.
+    the next line starts).  ``slow`` is None in fast mode.  With a line limit
+    below what the parser takes there is no parser, and ``slow`` is never
+    None: everything is read line by line.
     """
 
     __slots__ = (
@@ -197,11 +202,15 @@ class _ReplyReader:
         self.maxline = maxline
         # The standard reader has no limit on the lines of a reply: a reply
         # past the parser's limit is read line by line (slower, but exact).
-        self.parser = parser_class(max_line_length=maxline)
+        self.parser: ReplyParser | None = None
         self.ready: deque[Reply] = deque()
         self.tail = bytearray()
         self.slow: io.BytesIO | None = None
         self.slow_size = 0
+        if maxline >= _MIN_FAST_LINE:
+            self.parser = parser_class(max_line_length=maxline)
+        else:
+            self.slow = io.BytesIO()  # line by line, for good
         self.eof = False  # an empty read seen by the fast path, not yet used
         self.skip = 0  # slow replies to read before trying the fast parser again
         self.backoff = 0
@@ -235,19 +244,21 @@ class _ReplyReader:
         self.slow = io.BytesIO(bytes(data))
         self.slow_size = len(data)
         self.tail = bytearray()
-        self.parser.reset()
+        if self.parser is not None:
+            self.parser.reset()
 
     def more(self, smtp: _std.SMTP, line: bytes, limit: int) -> bytes:
         """The rest of a line that the slow buffer ended inside: what
-        ``readline(limit)`` of the standard reader would return."""
+        ``readline(limit)`` of the standard reader would return (a negative
+        limit reads to the line end)."""
         while True:
             chunk = self.read(smtp)
             if not chunk:
                 return line  # end of stream: the line as it is
             slow = self.slow = io.BytesIO(chunk)  # the old buffer is used up
             self.slow_size = len(chunk)
-            line += slow.readline(limit - len(line))
-            if line[-1:] == b"\n" or len(line) >= limit:
+            line += slow.readline(limit - len(line) if limit >= 0 else -1)
+            if line[-1:] == b"\n" or 0 <= limit <= len(line):
                 return line
 
     # -- replies ------------------------------------------------------------
@@ -287,6 +298,7 @@ class _ReplyReader:
 
     def feed(self, chunk: bytes) -> None:
         """Fast mode: parse the next chunk."""
+        assert self.parser is not None
         try:
             replies = self.parser.feed(chunk)
         except ReplyError as exc:
@@ -332,6 +344,7 @@ class _ReplyReader:
         before the next one."""
         pos = slow.tell()
         parser = self.parser
+        assert parser is not None
         ready = self.ready
         start = pos  # where the reply the parser holds starts
         window = _FIRST_WINDOW
@@ -456,7 +469,7 @@ def getreply(self: _std.SMTP) -> tuple[int, bytes]:
     resp = []
     while True:
         line = readline(limit)
-        if line[-1:] != b"\n" and len(line) < limit:
+        if line[-1:] != b"\n" and (limit < 0 or len(line) < limit):
             line = state.more(self, line, limit)  # the buffer ends inside the line
             readline = state.slow.readline  # type: ignore[union-attr]
         if not line:
@@ -481,7 +494,7 @@ def getreply(self: _std.SMTP) -> tuple[int, bytes]:
         _debug(self, "reply: retcode (%s); Msg: %a" % (errcode, errmsg))
     # What is left: back to the fast parser, or more line by line.
     slow = state.slow
-    if slow is not None:
+    if slow is not None and state.parser is not None:
         if slow.tell() >= state.slow_size:
             state.slow = None
         elif state.skip:
