@@ -441,7 +441,7 @@ def test_options_are_checked() -> None:
 
 def test_against_aiosmtpd(impl: ModuleType) -> None:
     controller = pytest.importorskip("aiosmtpd.controller")
-    from test_aiosmtpd_sessions import free_port
+    from sending_scenarios import free_port
 
     class Handler:
         def __init__(self) -> None:

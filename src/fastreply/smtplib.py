@@ -323,6 +323,7 @@ class _ReplyReader:
     def parsed(self, replies: list[Reply], chunk: bytes) -> None:
         """The fast parser took ``chunk``: keep its replies, and a copy of
         the incomplete reply it holds."""
+        assert self.parser is not None
         if replies:
             self.ready.extend(replies)
         held = self.parser.buffered
@@ -439,13 +440,13 @@ def getreply(self: _std.SMTP) -> tuple[int, bytes]:
         except (OSError, ValueError) as exc:
             state.read_failed(self, exc)
         if chunk:
-            parser = state.parser
+            parser = state.parser  # (there is one: slow mode would be on otherwise)
             try:
-                replies = parser.feed(chunk)
+                replies = parser.feed(chunk)  # type: ignore[union-attr]
             except ReplyError as exc:
                 state.refused(exc, chunk)
             else:
-                if len(replies) == 1 and not parser.buffered:
+                if len(replies) == 1 and not parser.buffered:  # type: ignore[union-attr]
                     return replies[0]._smtplib_pair()
                 state.parsed(replies, chunk)
         else:
