@@ -55,6 +55,7 @@ from __future__ import annotations
 import io
 import re
 import smtplib as _std
+import sys
 from collections import deque
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, NoReturn, Sequence
@@ -560,7 +561,26 @@ def _take_replies(smtp: _std.SMTP, most: int) -> list[Any]:
         return [_Pair(*smtp.getreply())]
     ready = state.ready
     if not ready:
-        if state.slow is None:
+        if state.slow is None and not state.tail and not state.eof:
+            # As getreply(): one read, one parse; the replies straight back
+            # when the read held nothing more.
+            try:
+                chunk = state.read1(READ_SIZE)
+            except (OSError, ValueError) as exc:
+                state.read_failed(smtp, exc)
+            if not chunk:
+                state.eof = True
+                return [_Pair(*smtp.getreply())]
+            parser = state.parser  # (there is one: slow mode would be on otherwise)
+            try:
+                replies = parser.feed(chunk)  # type: ignore[union-attr]
+            except ReplyError as exc:
+                state.refused(exc, chunk)
+            else:
+                if replies and len(replies) <= most and not parser.buffered:  # type: ignore[union-attr]
+                    return replies
+                state.parsed(replies, chunk)
+        if not ready and state.slow is None:
             state.fill(smtp)
         if not ready:
             return [_Pair(*smtp.getreply())]
@@ -569,6 +589,26 @@ def _take_replies(smtp: _std.SMTP, most: int) -> list[Any]:
         ready.clear()
         return replies
     return [ready.popleft() for _ in range(most)]
+
+
+def _sender(smtp: _std.SMTP) -> Callable[[bytes], None]:
+    """``smtp.send`` for bytes without debug output, one call shorter: the
+    same audit event, and the same errors."""
+    sock = smtp.sock
+    if sock is None:
+        return smtp.send  # raises SMTPServerDisconnected('please run connect() first')
+    sendall = sock.sendall
+    audit = sys.audit
+
+    def send(data: bytes) -> None:
+        audit("smtplib.send", smtp, data)
+        try:
+            sendall(data)
+        except OSError:
+            smtp.close()
+            raise SMTPServerDisconnected("Server not connected")
+
+    return send
 
 
 def _engine(smtp: SMTP, esmtp: bool) -> TransactionEngine:
@@ -632,7 +672,7 @@ def _sendmail(
     tx = engine.submit(Transaction(from_addr, to_addrs, msg, mail_line, rcpt_lines, binary))
     if smtp.file is None and smtp.sock is not None:
         _prepare(smtp)  # the reader (and file) getreply() would make
-    send = smtp.send
+    send = smtp.send if smtp.debuglevel > 0 else _sender(smtp)
     data_to_send = engine.data_to_send
     receive = engine.receive
     while True:

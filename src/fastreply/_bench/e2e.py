@@ -8,8 +8,8 @@ client's CPU time a message, as ratios measured in one run:
 ``dropin``       ``fastreply.smtplib.SMTP.sendmail()``, one connection
 ``aiosmtplib``   ``aiosmtplib.SMTP.sendmail()`` on C connections, each sending its
                  share one message after another (when aiosmtplib is installed)
-``pool``         ``fastreply.aio.SMTPPool(connections=C)``, every message handed to the
-                 pool at once (while the pool does not exist: skipped, saying so)
+``pool``         ``fastreply.aio.SMTPPool(connections=C)``, fed by 4 x C tasks that
+                 each send their share one message after another
 ``smtp-source``  Postfix's C load generator, C sessions, messages of about the same
                  size (when installed; no pipelining)
 
@@ -26,7 +26,7 @@ fastreply._bench.e2e client NAME --server HOST:PORT --messages N
 system time of the whole client process), both measured from after the
 imports, the connections and EHLO to the reply to the last message's end of
 data (QUIT is not counted).  The pool has no separate connection set-up: it
-first sends one warm-up message per connection, concurrently (not counted,
+first sends three warm-up messages per connection, concurrently (not counted,
 reported as ``warmup``).  ``smtp-source`` is measured from outside: wall time
 from its start to its exit (connections and process start-up included, a
 few milliseconds) and CPU from its resource usage (``os.wait4``).
@@ -205,24 +205,32 @@ async def _aiosmtplib(host: str, port: int, messages: int, connections: int) -> 
 
 
 async def _pool(host: str, port: int, messages: int, connections: int) -> dict[str, Any]:
-    import importlib
+    from fastreply.aio import SMTPPool
 
-    SMTPPool = getattr(importlib.import_module("fastreply.aio"), "SMTPPool", None)
-    if SMTPPool is None:
-        raise Skipped("fastreply.aio.SMTPPool does not exist yet (issue 13)")
     connections = max(1, min(connections, messages))
     refused = 0
-    async with SMTPPool(host, port, connections=connections, local_hostname=HELO,
+    # Senders: as many tasks as the pool keeps messages in flight, and one
+    # more a connection, each sending its share one message after another
+    # (as aiosmtplib's tasks do, one a connection): the pool always has
+    # the next message of every connection at hand.
+    depth = 3
+    senders = max(1, min(messages, connections * (depth + 1)))
+
+    async def send(pool: SMTPPool, count: int) -> None:
+        nonlocal refused
+        for _ in range(count):
+            errors, _ = await pool.sendmail(SENDER, [RECIPIENT], MESSAGE)
+            refused += bool(errors)
+
+    async with SMTPPool(host, port, connections=connections, depth=depth, local_hostname=HELO,
                         timeout=CLIENT_TIMEOUT) as pool:
-        # Warm-up: one message a connection, so that the pool opens them all.
+        # Warm-up: a few messages a connection, so that the pool opens them all.
         await asyncio.gather(*(pool.sendmail(SENDER, [RECIPIENT], MESSAGE)
-                               for _ in range(connections)))
+                               for _ in range(connections * depth)))
         wall, cpu = time.perf_counter(), time.process_time()
-        results = await asyncio.gather(*(pool.sendmail(SENDER, [RECIPIENT], MESSAGE)
-                                         for _ in range(messages)))
+        await asyncio.gather(*(send(pool, n) for n in _shares(messages, senders)))
         cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
-        refused = sum(1 for errors, _ in results if errors)
-    return _measured(messages, connections, wall, cpu, refused, warmup=connections)
+    return _measured(messages, connections, wall, cpu, refused, warmup=connections * depth)
 
 
 def run_client(name: str, host: str, port: int, messages: int,
