@@ -188,6 +188,8 @@ class _ReplyReader:
         "eof",
         "skip",
         "backoff",
+        "readinto1",
+        "view",
     )
 
     def __init__(self, file: Any, parser_class: type[ReplyParser], maxline: int) -> None:
@@ -200,6 +202,18 @@ class _ReplyReader:
                 return data
 
         self.read1: Callable[[int], bytes] = read1
+        readinto1 = getattr(file, "readinto1", None)
+        if readinto1 is None:
+
+            def readinto1(view: memoryview) -> int:
+                data = read1(len(view))
+                view[: len(data)] = data
+                return len(data)
+
+        # The fast path reads into one buffer of the connection's, and
+        # parses from there (the parser copies what it keeps).
+        self.readinto1: Callable[[memoryview], int] = readinto1
+        self.view = memoryview(bytearray(READ_SIZE))
         self.maxline = maxline
         # The standard reader has no limit on the lines of a reply: a reply
         # past the parser's limit is read line by line (slower, but exact).
@@ -307,7 +321,7 @@ class _ReplyReader:
         else:
             self.parsed(replies, chunk)
 
-    def refused(self, exc: ReplyError, chunk: bytes) -> None:
+    def refused(self, exc: ReplyError, chunk: bytes | memoryview) -> None:
         """The fast parser refused a line of ``chunk``: the replies before it
         are good; from the start of the refused reply on, read line by line."""
         done = exc.replies
@@ -321,7 +335,7 @@ class _ReplyReader:
             tail += chunk
             self.to_slow(tail)
 
-    def parsed(self, replies: list[Reply], chunk: bytes) -> None:
+    def parsed(self, replies: list[Reply], chunk: bytes | memoryview) -> None:
         """The fast parser took ``chunk``: keep its replies, and a copy of
         the incomplete reply it holds."""
         assert self.parser is not None
@@ -437,10 +451,11 @@ def getreply(self: _std.SMTP) -> tuple[int, bytes]:
         # The common case when replies come one a read: one read, one parse,
         # and the pair straight from the reply.
         try:
-            chunk = state.read1(READ_SIZE)
+            size = state.readinto1(state.view)
         except (OSError, ValueError) as exc:
             state.read_failed(self, exc)
-        if chunk:
+        if size:
+            chunk = state.view[:size]
             parser = state.parser  # (there is one: slow mode would be on otherwise)
             try:
                 replies = parser.feed(chunk)  # type: ignore[union-attr]
@@ -565,12 +580,13 @@ def _take_replies(smtp: _std.SMTP, most: int) -> list[Any]:
             # As getreply(): one read, one parse; the replies straight back
             # when the read held nothing more.
             try:
-                chunk = state.read1(READ_SIZE)
+                size = state.readinto1(state.view)
             except (OSError, ValueError) as exc:
                 state.read_failed(smtp, exc)
-            if not chunk:
+            if not size:
                 state.eof = True
                 return [_Pair(*smtp.getreply())]
+            chunk = state.view[:size]
             parser = state.parser  # (there is one: slow mode would be on otherwise)
             try:
                 replies = parser.feed(chunk)  # type: ignore[union-attr]
