@@ -444,6 +444,14 @@ cdef class Reply:
         line but the last, no separator after a bare code."""
         return _canonical(self.code, self.lines)
 
+    def _smtplib_pair(self):
+        """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
+        reply: the text of each line stripped of spaces, tabs, CR and LF,
+        joined by LF (one pass over the raw reply, one bytes object)."""
+        if self._raw is None or self._lines is not None:
+            return (self.code, b"\n".join([line.strip(STRIP) for line in self.lines]))
+        return (self.code, _stripped_text(self._raw))
+
     def __eq__(self, other):
         if not isinstance(other, _REPLY_TYPES or Reply):
             return NotImplemented
@@ -463,6 +471,51 @@ cdef class Reply:
     def __reduce__(self):
         from fastreply._parser import _restore_reply
         return (_restore_reply, (self.code, self.lines, self._raw))
+
+
+cdef bytes STRIP = b" \t\r\n"
+
+
+cdef inline bint _is_strip(char c) noexcept nogil:
+    return c == b' ' or c == b'\t' or c == b'\r' or c == b'\n'
+
+
+cdef bytes _stripped_text(bytes raw):
+    """smtplib's message of a validated wire reply: ``line[4:]`` of each line
+    stripped of SP, HT, CR and LF, joined by LF."""
+    cdef const char* p = PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t start, lf, a, b, total = 0, lines = 0, line, pass_
+    cdef const char* q
+    cdef bytes out = None
+    cdef char* w = NULL
+    for pass_ in range(2):
+        start = 0
+        line = 0
+        while start < n:
+            q = <const char*>memchr(p + start, b'\n', <size_t>(n - start))
+            lf = (q - p) if q != NULL else n - 1
+            a = start + 4
+            b = lf + 1
+            while a < b and _is_strip(p[a]):
+                a += 1
+            while b > a and _is_strip(p[b - 1]):
+                b -= 1
+            if pass_ == 0:
+                total += b - a
+                lines += 1
+            else:
+                if line:
+                    w[0] = b'\n'
+                    w += 1
+                memcpy(w, p + a, <size_t>(b - a))
+                w += b - a
+            start = lf + 1
+            line += 1
+        if pass_ == 0:
+            out = PyBytes_FromStringAndSize(NULL, total + lines - 1)
+            w = PyBytes_AS_STRING(out)
+    return out
 
 
 cdef Reply _new_reply(int code, const char* p, Py_ssize_t n):

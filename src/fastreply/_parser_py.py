@@ -177,6 +177,12 @@ class Reply:
         line but the last, no separator after a bare code."""
         return _canonical(self._code, self.lines)
 
+    def _smtplib_pair(self) -> tuple[int, bytes]:
+        """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
+        reply: the text of each line stripped of spaces, tabs, CR and LF,
+        joined by LF."""
+        return self._code, b"\n".join([line.strip(b" \t\r\n") for line in self.lines])
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _reply_types()):
             return NotImplemented
