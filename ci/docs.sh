@@ -12,13 +12,7 @@
 # not here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${DOCS_VENV:-.venv-docs}"
-PYTHON="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-"$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+PY="$(bash ci/venv.sh "${DOCS_VENV:-.venv-docs}")"
 "$PY" -m pip install --quiet --disable-pip-version-check -r docs/requirements.txt >&2
 FASTREPLY_NO_EXTENSIONS=1 "$PY" -m pip install --quiet --disable-pip-version-check \
     --force-reinstall --no-deps . >&2

@@ -55,7 +55,6 @@ autodoc_preserve_defaults = True
 # plain text, which napoleon would take for "type: description".
 _GOOGLE = NapoleonConfig(napoleon_use_rtype=False, napoleon_use_ivar=True)
 
-pygments_style = "sphinx"
 html_theme = "furo"
 html_title = f"fastreply {release}"
 html_show_sourcelink = False
