@@ -76,6 +76,13 @@ def _reply_input(reply: Any) -> tuple[int, list[bytes]]:
     return code, list(lines)
 
 
+def _reply_text(reply: Any) -> tuple[int, bytes]:
+    """The code and smtplib's message (lines joined by LF) of any accepted
+    reply form; the compiled matcher's slow path (same checks, same errors)."""
+    code, lines = _reply_input(reply)
+    return code, b"\n".join(lines)
+
+
 class Matcher:
     """The classifier's tables and the function that reads them."""
 
