@@ -40,7 +40,7 @@ typedef struct {
     const uint16_t *trie_next;
     const int32_t *state_phrase;    /* by state: phrase number, or -1 */
     const uint16_t *phrase_provider; /* by phrase: provider number, or 0 */
-    const uint32_t *word_kind;      /* by word id: 0, 1 (delay trigger), seconds per unit */
+    const uint32_t *word_kind;      /* by word id: 0, 1 (delay trigger), 1 + seconds per unit */
 } fr_tables;
 
 typedef struct {
@@ -288,7 +288,7 @@ static void fr_scan(const fr_tables *t, const char *p, Py_ssize_t n, int wire,
             nactive = nfollowing;
             if (out->retry < 0) {
                 if (kind > 1 && v1 >= 0 && k2 == 1) {
-                    out->retry = v1 * (long long)kind;           /* "in 5 minutes" */
+                    out->retry = v1 * (long long)(kind - 1);     /* "in 5 minutes" */
                 } else if (value >= 0 && colon && v1 >= 0 && c1 && v2 >= 0 && k3 == 1) {
                     out->retry = v2 * 3600 + v1 * 60 + value;    /* "in 00:05:00" */
                 }

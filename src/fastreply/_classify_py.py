@@ -157,7 +157,7 @@ class Matcher:
                 active = following
                 if retry is None:
                     if kind > 1 and w1[1] >= 0 and w2[0] == 1:
-                        retry = w1[1] * kind  # "in 5 minutes"
+                        retry = w1[1] * (kind - 1)  # "in 5 minutes"
                     elif value >= 0 and colon and w1[1] >= 0 and w1[2] and w2[1] >= 0 and w3[0] == 1:
                         retry = w2[1] * 3600 + w1[1] * 60 + value  # "in 00:05:00"
                 w3, w2, w1 = w2, w1, (kind, value, colon)

@@ -551,7 +551,7 @@ class _Tables(NamedTuple):
     phrase_provider: list[int]  # phrase number -> provider number (0: none)
     phrase_rules: list[tuple[int, ...]]  # phrase number -> rule numbers, ascending
     max_depth: int  # longest phrase, in words
-    word_kind: list[int]  # word id -> 0, 1 (delay trigger) or seconds per unit (> 1)
+    word_kind: list[int]  # word id -> 0, 1 (delay trigger) or 1 + seconds per unit
     # rules, one entry each, by rule number
     rule_codes: list[tuple[tuple[int, int], ...]]
     rule_commands: list[int]  # bit per command number, bit 24: command unknown
@@ -696,7 +696,7 @@ def _compile(rules: Sequence[Rule], providers: Sequence[_Provider]) -> _Tables:
     for word in _RETRY_TRIGGERS:
         word_kind[words[word.encode()]] = 1
     for word, seconds in _RETRY_UNITS.items():
-        word_kind[words[word.encode()]] = seconds
+        word_kind[words[word.encode()]] = seconds + 1
 
     return _Tables(
         words=words,
