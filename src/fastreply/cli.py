@@ -67,6 +67,8 @@ def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="with --commands: the stream does not start with the server's greeting",
     )
     p.add_argument("--lmtp", action="store_true", help="with --commands: LMTP (RFC 2033) rules")
+    p.add_argument("--classify", action="store_true",
+                   help="add what each reply means for the sender (fastreply.classify)")
     p.set_defaults(run=_run_parse)
 
 
@@ -130,6 +132,8 @@ def _run_parse(args: argparse.Namespace) -> int:
                     "unsolicited"
                 )
                 unexpected += not item.expected
+            if getattr(args, "classify", False):
+                row.update(_classification_json(reply, row.get("command")))
             out.write(json.dumps(row, ensure_ascii=True) + "\n")
             offset += len(reply.raw)  # type: ignore[attr-defined]
 
@@ -159,6 +163,82 @@ def _run_parse(args: argparse.Namespace) -> int:
             names = " ".join(c.name for c in tracker.pending)
             print(f"fastreply parse: {len(tracker.pending)} commands got no reply: {names}",
                   file=sys.stderr)
+    return 0
+
+
+def _classification_json(reply: object, command: object, provider: str | None = None
+                          ) -> dict[str, object]:
+    """The fields of ``fastreply.classify(reply, command)`` for a JSON row."""
+    from .classification import classify
+
+    return dict(classify(reply, command, provider=provider)._asdict())
+
+
+def _add_classify(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "classify",
+        help="say what each reply of a raw reply stream means for the sender (JSON lines)",
+        description=(
+            "Read a raw stream of SMTP replies (as a server sends them) and print one "
+            "JSON object per reply: its offset, code and lines, and what it means for "
+            "the sender: category, action, scope, retry_after (seconds), provider and "
+            "the rule that decided. With --commands each reply is classified for the "
+            "command it answers. Malformed input ends with a message naming the "
+            "offset, exit status 1."
+        ),
+    )
+    p.add_argument("file", nargs="?", default="-", help="input file, '-' for stdin (default)")
+    p.add_argument("--commands", metavar="FILE",
+                   help="the client's command lines, one per reply in order (the first "
+                   "reply is taken as the greeting; write '.' for the end of a message)")
+    p.add_argument("--no-greeting", action="store_true",
+                   help="with --commands: the stream does not start with the greeting")
+    p.add_argument("--provider", metavar="NAME|HOST", default=None,
+                   help="the provider (google, microsoft, ...) or MX host the replies "
+                   "came from (default: recognised from each reply)")
+    p.set_defaults(run=_run_classify, table=None, lmtp=False)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    parser = ReplyParser()
+    try:
+        tracker = _make_tracker(args)
+        if args.provider is not None:
+            _classification_json((250, b""), None, args.provider)  # check it once
+    except (TypeError, ValueError) as exc:
+        print(f"fastreply classify: {exc}", file=sys.stderr)
+        return 2
+    out = sys.stdout
+    offset = 0
+
+    def emit(replies: Sequence[object]) -> None:
+        nonlocal offset
+        for reply in replies:
+            row = _reply_json(reply, offset)
+            command = None
+            if tracker is not None:
+                item = tracker.received(reply)  # type: ignore[arg-type]
+                command = item.command
+                row["command"] = command.name if command is not None else None
+            row.update(_classification_json(reply, command, args.provider))
+            out.write(json.dumps(row, ensure_ascii=True) + "\n")
+            offset += len(reply.raw)  # type: ignore[attr-defined]
+
+    try:
+        stream = _open_input(args.file)
+    except OSError as exc:
+        print(f"fastreply classify: cannot open {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    try:
+        with stream:
+            while chunk := stream.read(READ_SIZE):
+                emit(parser.feed(chunk))
+            parser.close()
+    except ReplyError as exc:
+        emit(exc.replies)
+        out.flush()
+        print(f"fastreply classify: {args.file}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -249,6 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_parse(subparsers)
+    _add_classify(subparsers)
     _add_table(subparsers)
     _add_bench(subparsers)
     return parser
