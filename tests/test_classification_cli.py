@@ -78,3 +78,28 @@ def test_classify_from_stdin() -> None:
                          capture_output=True, check=True)
     rows = [json.loads(line) for line in out.stdout.splitlines()]
     assert rows[-1]["category"] == "greylisted"
+
+
+def test_bench_classify_reports_the_ratio(capsys: pytest.CaptureFixture[str]) -> None:
+    from fastreply import _classify_bench
+
+    section = _classify_bench.measure_classification(count=400, rounds=1, min_time=0.001)
+    results = section["results"]
+    assert results["getreply"]["ratio_to_getreply"] == 1.0
+    assert {"python", "getreply"} <= set(results)
+    for result in results.values():
+        assert result["ns_per_reply"] > 0
+    text = _classify_bench.format_classification(section)
+    assert "x getreply" in text and "pure Python" in text
+    stream, commands = _classify_bench.make_replies(50, seed=3)
+    assert stream == _classify_bench.make_replies(50, seed=3)[0] and len(commands) == 50
+    assert len(set(stream.split(b"\r\n"))) > 40  # unique ids
+
+
+def test_bench_cli_classify_flag(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "c.json"
+    status = cli.main(["bench", "--classify", "--rounds", "1", "--min-time", "0.001", "-q",
+                       "--json", str(out)])
+    text, _ = capsys.readouterr()
+    assert status == 0 and "classify(Reply)" in text
+    assert "getreply" in json.loads(out.read_text())["classification"]["results"]
