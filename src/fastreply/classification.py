@@ -536,7 +536,8 @@ def shipped_rules() -> tuple[Rule, ...]:
 
 def shipped_providers() -> dict[str, Any]:
     """The providers that ship with fastreply: ``name -> {"hosts", "tokens"}``."""
-    return json.loads(json.dumps(_shipped()["providers"]))
+    copy: dict[str, Any] = json.loads(json.dumps(_shipped()["providers"]))
+    return copy
 
 
 # -- compiling: the tables both implementations read ----------------------------
