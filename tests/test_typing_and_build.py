@@ -89,7 +89,7 @@ def test_gil_state_after_import(request: pytest.FixtureRequest) -> None:
     regular build the GIL is simply on."""
     imports = "import fastreply"
     if _compiled_required(request.config):
-        imports += "; import fastreply._parser_c"
+        imports += "; import fastreply._parser_c, fastreply._classify_c"
     code = (
         "import sys, warnings; warnings.simplefilter('error'); "
         f"{imports}; "

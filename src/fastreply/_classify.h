@@ -27,7 +27,8 @@
 #define FR_MAX_DIGITS 6      /* longest number read as a delay */
 
 typedef struct {
-    /* Words: open addressing over FNV-1a hashes; word_id 0 marks an empty slot. */
+    /* Words: open addressing over fr_word_hash; word_id 0 marks an empty slot.
+       The pool holds each word at a multiple of 8, zero-padded. */
     uint32_t word_mask;
     const uint32_t *word_hash;
     const uint16_t *word_id;
@@ -51,16 +52,25 @@ typedef struct {
     int enh_detail;
 } fr_found;
 
-/* Byte classes: 0 separator, 1 upper-case letter, 2 other word byte, 3 digit. */
-static const uint8_t fr_class[256] = {
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
-    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0, 3,3,3,3,3,3,3,3,3,3,0,0,0,0,0,0,
-    0,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1, 1,1,1,1,1,1,1,1,1,1,1,0,0,0,0,0,
-    0,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,0,0,0,0,0,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
-    2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2, 2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,2,
+/* A word byte (ASCII letter or digit, or 0x80-0xFF) lower-cased; 0 for a
+   separator (every other byte). */
+static const uint8_t fr_word_byte[256] = {
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,
+    48,49,50,51,52,53,54,55,56,57,0,0,0,0,0,0,
+    0,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,
+    112,113,114,115,116,117,118,119,120,121,122,0,0,0,0,0,
+    0,97,98,99,100,101,102,103,104,105,106,107,108,109,110,111,
+    112,113,114,115,116,117,118,119,120,121,122,0,0,0,0,0,
+    128,129,130,131,132,133,134,135,136,137,138,139,140,141,142,143,
+    144,145,146,147,148,149,150,151,152,153,154,155,156,157,158,159,
+    160,161,162,163,164,165,166,167,168,169,170,171,172,173,174,175,
+    176,177,178,179,180,181,182,183,184,185,186,187,188,189,190,191,
+    192,193,194,195,196,197,198,199,200,201,202,203,204,205,206,207,
+    208,209,210,211,212,213,214,215,216,217,218,219,220,221,222,223,
+    224,225,226,227,228,229,230,231,232,233,234,235,236,237,238,239,
+    240,241,242,243,244,245,246,247,248,249,250,251,252,253,254,255,
 };
 
 /* The lowest set bit of a non-zero word. */
@@ -76,17 +86,33 @@ static inline int fr_ctz64(uint64_t x)
 #define fr_ctz64(x) ((int)__builtin_ctzll(x))
 #endif
 
-#define FR_FNV_BASIS 2166136261u
-#define FR_FNV_PRIME 16777619u
-
-static inline uint32_t fr_fnv(const unsigned char *w, Py_ssize_t n)
+/* The hash of a word w[0:n] whose bytes past n, up to the next multiple of
+   eight, are zero: eight bytes at a time. */
+static inline uint32_t fr_word_hash(const unsigned char *w, Py_ssize_t n)
 {
-    uint32_t h = FR_FNV_BASIS;
+    uint64_t h = (uint64_t)n * 0x9E3779B97F4A7C15ull, chunk;
     Py_ssize_t i;
-    for (i = 0; i < n; i++) {
-        h = (h ^ w[i]) * FR_FNV_PRIME;
+    for (i = 0; i < n; i += 8) {
+        memcpy(&chunk, w + i, 8);
+        h = (h ^ chunk) * 0xFF51AFD7ED558CCDull;
+        h ^= h >> 32;
     }
-    return h;
+    return (uint32_t)h;
+}
+
+/* Two zero-padded words of the same length n: equal? */
+static inline int fr_same_word(const unsigned char *a, const unsigned char *b, Py_ssize_t n)
+{
+    uint64_t x, y;
+    Py_ssize_t i;
+    for (i = 0; i < n; i += 8) {
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        if (x != y) {
+            return 0;
+        }
+    }
+    return 1;
 }
 
 static inline uint32_t fr_mix(uint32_t key)
@@ -104,7 +130,7 @@ static inline int fr_word_lookup(const fr_tables *t, const unsigned char *w, Py_
     uint16_t id;
     while ((id = t->word_id[slot]) != 0) {
         if (t->word_hash[slot] == h && t->word_len[slot] == n
-                && memcmp(t->word_pool + t->word_off[slot], w, (size_t)n) == 0) {
+                && fr_same_word((const unsigned char *)t->word_pool + t->word_off[slot], w, n)) {
             return id;
         }
         slot = (slot + 1) & t->word_mask;
@@ -189,12 +215,12 @@ static void fr_scan(const fr_tables *t, const char *p, Py_ssize_t n, int wire,
                     uint64_t *seen, fr_found *out)
 {
     const unsigned char *u = (const unsigned char *)p;
-    uint16_t active[FR_MAX_DEPTH + 1];
-    uint16_t following[FR_MAX_DEPTH + 1];
-    unsigned char word[FR_MAX_WORD];
+    uint16_t states_a[FR_MAX_DEPTH + 1], states_b[FR_MAX_DEPTH + 1];
+    uint16_t *active = states_a, *following = states_b, *swap;
+    unsigned char word[FR_MAX_WORD + 8];
     int nactive = 0, nfollowing, a, line = 0, cls, subject, detail, wid, nxt, phrase, named;
     int colon, c1 = 0;
-    uint32_t kind, k1 = 0, k2 = 0, k3 = 0, h;
+    uint32_t kind, k1 = 0, k2 = 0, k3 = 0, h = 0;
     long long value, v1 = -1, v2 = -1;
     Py_ssize_t i = 0, end, j, start, prev_end, len, index = 0, provider_at = -1;
     const char *lf;
@@ -221,7 +247,7 @@ static void fr_scan(const fr_tables *t, const char *p, Py_ssize_t n, int wire,
         j += len;
         prev_end = -1;
         for (;;) {
-            while (j < end && fr_class[u[j]] == 0) {
+            while (j < end && fr_word_byte[u[j]] == 0) {
                 j++;
             }
             if (j >= end) {
@@ -229,35 +255,33 @@ static void fr_scan(const fr_tables *t, const char *p, Py_ssize_t n, int wire,
             }
             start = j;
             colon = prev_end >= 0 && start == prev_end + 1 && p[prev_end] == ':';
-            h = FR_FNV_BASIS;
-            len = 0;
             digits = 1;
-            value = 0;
+            len = 0;
             for (; j < end; j++) {
-                unsigned char b = u[j];
-                uint8_t bc = fr_class[b];
-                if (bc == 0) {
+                /* fr_word_byte: the byte lower-cased, 0 for a separator. */
+                unsigned char b = fr_word_byte[u[j]];
+                if (b == 0) {
                     break;
                 }
-                if (bc == 1) {
-                    b = (unsigned char)(b + 32);
-                }
-                if (bc == 3) {
-                    if (len < FR_MAX_DIGITS) {
-                        value = value * 10 + (b - '0');
-                    }
-                } else {
-                    digits = 0;
-                }
+                digits &= (unsigned)(b - '0') < 10u;
                 if (len < FR_MAX_WORD) {
                     word[len] = b;
                 }
-                h = (h ^ b) * FR_FNV_PRIME;
                 len++;
             }
             prev_end = j;
-            if (!digits || len > FR_MAX_DIGITS) {
-                value = -1;
+            value = -1;
+            if (digits && len <= FR_MAX_DIGITS) {
+                Py_ssize_t d;
+                value = 0;
+                for (d = 0; d < len; d++) {
+                    value = value * 10 + (word[d] - '0');
+                }
+            }
+            if (len <= FR_MAX_WORD) {
+                uint64_t zero = 0;
+                memcpy(word + len, &zero, 8);  /* zero-pad the last eight-byte chunk */
+                h = fr_word_hash(word, len);
             }
             wid = len <= FR_MAX_WORD ? fr_word_lookup(t, word, len, h) : 0;
             kind = t->word_kind[wid];
@@ -284,7 +308,9 @@ static void fr_scan(const fr_tables *t, const char *p, Py_ssize_t n, int wire,
             if (nfollowing > FR_MAX_DEPTH) {
                 nfollowing = FR_MAX_DEPTH;  /* cannot happen: phrases have at most FR_MAX_DEPTH words */
             }
-            memcpy(active, following, (size_t)nfollowing * sizeof(uint16_t));
+            swap = active;
+            active = following;
+            following = swap;
             nactive = nfollowing;
             if (out->retry < 0) {
                 if (kind > 1 && v1 >= 0 && k2 == 1) {

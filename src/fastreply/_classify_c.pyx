@@ -52,7 +52,7 @@ cdef extern from "_classify.h" nogil:
         int enh_detail
     void fr_scan(const fr_tables* t, const char* p, Py_ssize_t n, int wire, uint64_t* seen,
                  fr_found* out)
-    uint32_t fr_fnv(const unsigned char* w, Py_ssize_t n)
+    uint32_t fr_word_hash(const unsigned char* w, Py_ssize_t n)
     uint32_t fr_mix(uint32_t key)
     int fr_ctz64(uint64_t x)
     int FR_MAX_WORD
@@ -152,15 +152,15 @@ cdef class Matcher:
         cdef bytes word
         cdef Py_ssize_t size
         for word in words:
-            pool_size += PyBytes_GET_SIZE(word)
-        pool = <char*>self._alloc(pool_size)
+            pool_size += (PyBytes_GET_SIZE(word) + 7) // 8 * 8
+        pool = <char*>self._alloc(pool_size)  # zeroed: every word is zero-padded
         pool_size = 0
         for word, wid in words.items():
             size = PyBytes_GET_SIZE(word)
             if not 0 < size <= FR_MAX_WORD or not 0 < wid <= n or wid > 65535:
                 raise ValueError(f"bad word table entry {word!r}: {wid}")
             memcpy(pool + pool_size, PyBytes_AS_STRING(word), <size_t>size)
-            h = fr_fnv(<const unsigned char*>PyBytes_AS_STRING(word), size)
+            h = fr_word_hash(<const unsigned char*>pool + pool_size, size)
             slot = h & (cap - 1)
             while ids[slot] != 0:
                 slot = (slot + 1) & (cap - 1)
@@ -168,7 +168,7 @@ cdef class Matcher:
             ids[slot] = <uint16_t>wid
             offsets[slot] = <uint32_t>pool_size
             lengths[slot] = <uint8_t>size
-            pool_size += size
+            pool_size += (size + 7) // 8 * 8
         if len(word_kind) != n + 1:
             raise ValueError("word_kind must have an entry for every word id")
         for i in range(n + 1):
