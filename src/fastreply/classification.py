@@ -103,6 +103,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
+from ._classify_py import _reply_class
 from ._compat import NO_EXTENSIONS
 from .commands import Command
 
@@ -571,16 +572,6 @@ class _Tables(NamedTuple):
 
 
 _ALL_COMMANDS = (1 << (len(Command) + 1)) - 1
-
-
-def _reply_class(code: int) -> int:
-    if 100 <= code < 400:
-        return 0
-    if 400 <= code < 500:
-        return 1
-    if 500 <= code < 600:
-        return 2
-    return 3
 
 
 def _compile(rules: Sequence[Rule], providers: Sequence[_Provider]) -> _Tables:
