@@ -547,3 +547,12 @@ def test_python_reference_reads_lines(classifier_impl: ModuleType) -> None:
     reply = _parser_py.Reply(550, [b"5.1.1 user", b"5.1.1 unknown"])
     assert Classifier(matcher=classifier_impl.Matcher).classify(reply).category == (
         "invalid_recipient")
+
+
+def test_module_examples_run() -> None:
+    import doctest
+
+    from fastreply import classification
+
+    result = doctest.testmod(classification)
+    assert result.attempted >= 10 and result.failed == 0
