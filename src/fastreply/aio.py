@@ -1530,6 +1530,10 @@ class SMTPPool:
         #: Connections opened and dropped so far (for logs and tests).
         self.opened = 0
         self.dropped = 0
+        #: Why the latest connection could not be opened (None if none failed).
+        #: While other connections are open, the messages wait for them; with
+        #: none, the waiting messages fail with this error.
+        self.open_error: BaseException | None = None
 
     @property
     def size(self) -> int:
@@ -1673,6 +1677,7 @@ class SMTPPool:
             await client.connect()
         except BaseException as exc:
             self._opening -= 1
+            self.open_error = exc
             if not self._members and not self._opening:
                 # Nothing to send the waiting messages on: they fail with why.
                 while self._queue:
