@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from typing import Any
 
 import pytest
 
@@ -242,3 +243,21 @@ def test_stub_of_the_compiled_classifier_follows_the_reference() -> None:
         p.name for p in ref.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
     assert [a.arg for a in stub_classify.args.kwonlyargs] == [
         p.name for p in ref.parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+
+def test_the_extension_source_has_no_unprotected_attribute_access(tmp_path: Any) -> None:
+    """Cython, with the directives setup.py uses, warns about nothing in a
+    critical section: Python attribute access there (``data.nbytes``,
+    ``table.allows``, ``type(x).__name__``) may run code that suspends the
+    section, which then protects nothing."""
+    source = importlib.resources.files("fastreply").joinpath("_parser_c.pyx")
+    pyx = tmp_path / "_parser_c.pyx"
+    pyx.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cython", "-3", "-X", "freethreading_compatible=True",
+         "-X", "embedsignature=True", str(pyx)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "critical_section" not in output, output

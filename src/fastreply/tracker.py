@@ -164,6 +164,19 @@ class ReplyTracker:
         """The commands still waiting for a reply, oldest first."""
         return tuple(p.command for p in self._pending)
 
+    @property
+    def sasl_response_next(self) -> bool:
+        """AUTH got a 334: the next line :meth:`sent` is a SASL response,
+        taken as part of AUTH whatever it looks like (an empty line too)."""
+        return self._auth_continues
+
+    @property
+    def end_of_data_untold(self) -> bool:
+        """DATA got a 354: the tracker expects the reply to the end of the
+        message by itself, and the final ``.`` was not told with
+        :meth:`sent` yet (telling it now expects nothing more)."""
+        return any(p.auto for p in self._pending)
+
     # -- the server side ------------------------------------------------
 
     def received(self, reply: Reply) -> TrackedReply:
