@@ -875,6 +875,15 @@ class _SMTPProtocol(asyncio.Protocol):
             self._timer = self.loop.call_later(self.timeout - silent, self._check_timeout)
 
 
+def _failure(tx: Transaction) -> BaseException:
+    """The exception for a failed message: a fresh copy of its error, with
+    the transaction (every reply, and ``classification()``) as ``transaction``."""
+    assert tx.error is not None
+    error = _fresh(tx.error)
+    error.transaction = tx  # type: ignore[attr-defined]
+    return error
+
+
 class SMTP:
     """An asyncio SMTP client whose replies go straight from fastreply's
     parser to a pipelining transaction engine.
@@ -1370,7 +1379,7 @@ class SMTP:
             if self._slots:
                 self._wake_slots()
         if tx.error is not None:
-            raise _fresh(tx.error)
+            raise _failure(tx)
 
     async def _wait(self, protocol: _SMTPProtocol, future: asyncio.Future[Any], item: Item) -> Any:
         """Wait for ``item`` to finish.  A caller cancelled while it waits
@@ -1585,7 +1594,7 @@ class SMTPPool:
                 if attempt < self.retries:
                     attempt += 1
                     continue
-            raise _fresh(error)
+            raise _failure(tx)
 
     async def send_message(
         self,
