@@ -116,17 +116,16 @@ def measure_classification(
     progress: Any = None,
 ) -> dict[str, Any]:
     """Measure; return the JSON-ready section of the report."""
-    from . import _parser_c, _parser_py, classification
+    from . import _parser_py, classification
     from .classification import Classifier
 
     stream, commands = make_replies(count, seed)
     contenders: dict[str, Callable[[], int]] = {"getreply": _getreply(stream, count)}
     labels = {"getreply": "smtplib getreply() (parsing)"}
-    parser_c = _parser_c.ReplyParser if classification.IMPLEMENTATION == "cython" else None
-    if parser_c is not None:
-        from . import _classify_c
+    if classification.IMPLEMENTATION == "cython":  # (a pure build has no compiled modules)
+        from . import _classify_c, _parser_c
 
-        replies = parser_c().feed(stream)
+        replies = _parser_c.ReplyParser().feed(stream)
         pairs = [(reply.code, reply.text) for reply in replies]
         contenders["compiled"] = _classifying(_classify_c.classify, list(zip(replies, commands)))
         labels["compiled"] = "classify(Reply), compiled"
