@@ -287,10 +287,10 @@ sed "s|$WORK/||; s/^/  /" "$WORK/logs/check-wheel-contents.log"
 step "mypy --strict on the package ([tool.mypy])"
 (cd "$TREE" && "$T/mypy" --strict) || die "mypy --strict found errors"
 
-step "stubtest: _parser_c.pyi against the installed compiled module ($PRIMARY_TAG)"
+step "stubtest: _parser_c.pyi and _classify_c.pyi against the installed compiled modules ($PRIMARY_TAG)"
 STUBVENV="$WORK/venvs/test-$PRIMARY_TAG"
 run "stubtest-mypy" "$STUBVENV/bin/python" -m pip install mypy
-(cd "$WORK/run-$PRIMARY_TAG" && "$STUBVENV/bin/python" -m mypy.stubtest fastreply._parser_c \
+(cd "$WORK/run-$PRIMARY_TAG" && "$STUBVENV/bin/python" -m mypy.stubtest fastreply._parser_c fastreply._classify_c \
     --allowlist "$TREE/ci/stubtest-allowlist.txt") || die "stubtest found differences"
 
 step "done ($MODE): $((SECONDS - START))s"

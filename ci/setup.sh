@@ -18,8 +18,9 @@ PY="$(bash ci/venv.sh "${1:-.venv-ci}")"
 # package, as users get it.  --force-reinstall rebuilds from this tree.
 "$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps . >&2
 "$PY" - <<'PYEOF' >&2
-import fastreply, fastreply._parser_c as c
+import fastreply, fastreply._parser_c as c, fastreply.classification as k
 print(f"fastreply {fastreply.__version__}: implementation={fastreply.IMPLEMENTATION}, compiled module {c.__file__}")
 assert fastreply.IMPLEMENTATION == "cython", "the compiled module is not in use"
+assert k.IMPLEMENTATION == "cython", "the compiled classifier is not in use"
 PYEOF
 echo "$PY"

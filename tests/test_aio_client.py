@@ -472,3 +472,20 @@ def test_against_aiosmtpd(impl: ModuleType) -> None:
     finally:
         smtpd.stop()
     assert len(handler.messages) == 10
+
+
+def test_failures_carry_the_transaction(impl: ModuleType) -> None:
+    async def main() -> None:
+        rules = Rules(mail={"a@example.org": b"421 4.7.0 [TSS04] Messages from 192.0.2.1 temporarily "
+                                             b"deferred due to unexpected volume or user complaints"})
+        server = await serve(rules)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            smtp = client(impl, port)
+            await smtp.connect()
+            with pytest.raises(smtplib.SMTPSenderRefused) as caught:
+                await smtp.sendmail("a@example.org", ["b@example.net"], MESSAGE)
+            result = caught.value.transaction.classification()  # type: ignore[attr-defined]
+            assert (result.action, result.provider) == ("throttle", "yahoo")
+
+    run(main())

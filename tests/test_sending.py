@@ -664,3 +664,54 @@ def test_drop_in_getreply_after_sendmail_stays_in_step(impl: ModuleType) -> None
         results.append((client.sendmail("a@example.org", ["b@example.net"], MESSAGE), client.noop(), client.noop()))
     assert results[0] == results[1]
     assert results[1][1] == (250, b"an extra reply")
+
+
+# -- what the outcome means: classification --------------------------------------------
+
+
+def test_transaction_classification(impl: ModuleType) -> None:
+    s = Script(impl)
+    t = s.engine.submit(tx(["b@example.net", "c@example.net"]))
+    s.write()
+    s.reply(b"250 ok", b"250 ok",
+            b"550 5.1.1 The email account that you tried to reach does not exist. x1 - gsmtp",
+            b"354 go")
+    s.write()
+    s.reply(b"250 2.0.0 OK 1234 - gsmtp")
+    assert t.error is None
+    message = t.classification()
+    assert message is not None and (message.category, message.action) == ("delivered", "none")
+    dead = t.classification("c@example.net")
+    assert dead is not None
+    assert (dead.category, dead.action, dead.scope, dead.provider) == (
+        "invalid_recipient", "suppress", "recipient", "google")
+    assert t.classification("b@example.net") == message
+    # A failure: the reply that decided it, with its command.
+    s = Script(impl)
+    t = s.engine.submit(tx())
+    s.write()
+    s.reply(b"451 4.7.1 Too many messages, try again in 15 minutes")
+    s.reply(b"503 need MAIL", b"503 need MAIL")
+    result = t.classification()
+    assert result is not None and (result.category, result.action, result.retry_after) == (
+        "rate_limited", "throttle", 900)
+    assert t.decided_by is not None and t.decided_by[0] is Command.MAIL
+    # No reply decided: None.
+    s = Script(impl)
+    t = s.engine.submit(tx())
+    s.write()
+    s.engine.connection_lost()
+    assert t.done and t.classification() is None
+
+
+def test_drop_in_exceptions_carry_the_transaction(impl: ModuleType) -> None:
+    rules = Rules(rcpt={"gone@example.net": b"550 5.2.1 The email account that you tried to reach is disabled."})
+    client, server, sock = connect(drop_in(impl), rules)
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as caught:
+        client.sendmail("a@example.org", ["gone@example.net"], MESSAGE)
+    t = caught.value.transaction  # type: ignore[attr-defined]
+    assert t is client.last_transaction
+    result = t.classification("gone@example.net")
+    assert result.category == "inactive_recipient" and result.action == "suppress"
+    assert client.sendmail("a@example.org", ["b@example.net"], MESSAGE) == {}
+    assert client.last_transaction.classification().category == "delivered"

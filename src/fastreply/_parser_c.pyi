@@ -16,6 +16,7 @@ from typing import Any, Final, Iterable, Sequence, final
 
 from typing_extensions import disjoint_base
 
+from .classification import Classification
 from .enhanced import EnhancedStatus
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -65,6 +66,8 @@ class Reply:
     @property
     def enhanced(self) -> EnhancedStatus | None:
         """The RFC 3463 enhanced status code at the start of the text, if any."""
+    def classify(self, command: Any = None, *, provider: str | None = None) -> Classification:
+        """What this reply means for the sender (``fastreply.classify``)."""
     def to_bytes(self) -> bytes:
         """The reply in canonical wire form."""
     def _smtplib_pair(self) -> tuple[int, bytes]:

@@ -49,6 +49,7 @@ cdef bytes EMPTY = b""
 # The int objects for every possible code, so that feed_codes() allocates none.
 cdef tuple CODES = tuple(range(1000))
 cdef object _enhanced_parse = None
+cdef object _classify = None
 cdef tuple _REPLY_TYPES = ()
 
 # Results of _check_line: 1 and 0 are "last line" / "more lines follow".
@@ -438,6 +439,15 @@ cdef class Reply:
             from fastreply.enhanced import parse_enhanced
             _enhanced_parse = parse_enhanced
         return _enhanced_parse(self.code, self.lines[0])
+
+    def classify(self, command=None, *, provider=None):
+        """What this reply means for the sender:
+        :func:`fastreply.classify` ``(self, command, provider=provider)``."""
+        global _classify
+        if _classify is None:
+            from fastreply.classification import classify
+            _classify = classify
+        return _classify(self, command, provider=provider)
 
     def to_bytes(self):
         """The reply in canonical wire form: CRLF line ends, ``-`` on every

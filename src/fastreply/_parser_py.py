@@ -35,6 +35,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .classification import Classification
     from .enhanced import EnhancedStatus
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -52,6 +53,7 @@ _STRICT_FIRST = frozenset(b"2345")
 _STRICT_SECOND = frozenset(b"012345")
 
 _enhanced_parse: Any = None
+_classify: Any = None
 
 
 def _reply_types() -> tuple[type, ...]:
@@ -170,6 +172,17 @@ class Reply:
 
             _enhanced_parse = parse_enhanced
         result: EnhancedStatus | None = _enhanced_parse(self._code, self.lines[0])
+        return result
+
+    def classify(self, command: Any = None, *, provider: str | None = None) -> Classification:
+        """What this reply means for the sender:
+        :func:`fastreply.classify` ``(self, command, provider=provider)``."""
+        global _classify
+        if _classify is None:
+            from .classification import classify
+
+            _classify = classify
+        result: Classification = _classify(self, command, provider=provider)
         return result
 
     def to_bytes(self) -> bytes:

@@ -64,10 +64,13 @@ from smtplib import (
     SMTPSenderRefused,
     SMTPServerDisconnected,
 )
-from typing import Any, Callable, Iterable, Sequence, TypeVar
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, TypeVar
 
 from .commands import Command
 from .tables import DEFAULT_TABLE, ReplyTable
+
+if TYPE_CHECKING:
+    from .classification import Classification
 
 __all__ = [
     "TransactionEngine",
@@ -334,6 +337,7 @@ class Transaction(Item):
         "sent",
         "content_sent",
         "withdrawn",
+        "decided_by",
         "_failed",
     )
 
@@ -369,8 +373,43 @@ class Transaction(Item):
         #: Given up by its sender (:meth:`TransactionEngine.cancel`): its
         #: content will not be sent.
         self.withdrawn = False
+        #: ``(command, reply)``: the reply that decided how the message ended
+        #: (the end of data when it was accepted), or None when none did
+        #: (the connection ended first).
+        self.decided_by: tuple[Command | None, Any] | None = None
         self._failed = False  # the outcome is decided (an error), replies still drain
 
+
+    def classification(self, recipient: str | None = None, *, provider: str | None = None,
+                       classifier: Any = None) -> Classification | None:
+        """What happened, as :func:`fastreply.classify` reads it: for the
+        message (the reply that decided its end), or for one ``recipient``
+        (its refusal at RCPT, or with LMTP at the end of data; else the
+        message's).  None when no reply decided (the connection ended
+        first).  ``classifier``: a :class:`~fastreply.classification.Classifier`
+        of your own rules (default: the shipped ones)."""
+        decided = self.decided_by
+        if recipient is not None:
+            refusal = self.refused.get(recipient)
+            if refusal is None and len(self.end_replies) > 1 and recipient in self.accepted:
+                # LMTP: each recipient accepted at RCPT has its own end of data.
+                decided = (Command.DATA_END, self.end_replies[self.accepted.index(recipient)])
+            elif refusal is not None:
+                index = self.recipients.index(recipient)
+                command = (
+                    Command.RCPT
+                    if index < len(self.rcpt_replies) and self.rcpt_replies[index] is refusal
+                    else Command.DATA_END
+                )
+                decided = (command, refusal)
+        if decided is None:
+            return None
+        if classifier is None:
+            from .classification import classify
+
+            return classify(decided[1], decided[0], provider=provider)
+        result: Classification = classifier.classify(decided[1], decided[0], provider=provider)
+        return result
 
     def __repr__(self) -> str:
         state = "done" if self.done else ("written" if self.written else "queued")
@@ -664,7 +703,8 @@ class TransactionEngine:
     def _on_mail(self, tx: Transaction, reply: Any, code: int) -> None:
         tx.mail_reply = reply
         if code != 250:
-            self._fail(tx, SMTPSenderRefused(code, self._message_of(reply), tx.sender))
+            self._fail(tx, SMTPSenderRefused(code, self._message_of(reply), tx.sender),
+                       Command.MAIL, reply)
         elif not self.pipelining:
             self._write_next_rcpt(tx)
         elif self.chunking and not tx.recipients:
@@ -689,7 +729,7 @@ class TransactionEngine:
         else:
             tx.refused[tx.recipients[index]] = reply
             if code == 421 and not tx._failed:
-                self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)))
+                self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)), Command.RCPT, reply)
         if tx._failed:
             return
         if not self.pipelining:
@@ -703,7 +743,7 @@ class TransactionEngine:
         if tx.withdrawn:
             self._fail(tx, _withdrawn())
         elif len(tx.refused) == len(tx.recipients):
-            self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)))
+            self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)), *self._last_refusal(tx))
         elif self.chunking:
             tx._state = _CONTENT
             self._write_chunk(tx)
@@ -742,7 +782,7 @@ class TransactionEngine:
         if tx._failed:
             return
         if code != 250:
-            self._fail(tx, SMTPDataError(code, self._message_of(reply)))
+            self._fail(tx, SMTPDataError(code, self._message_of(reply)), Command.BDAT, reply)
         elif not self.pipelining:
             if tx.withdrawn:
                 # Some chunks are in, the last is not: only hanging up drops them.
@@ -767,7 +807,7 @@ class TransactionEngine:
                 # server should have refused it): end the data at once,
                 # sending nothing of the message.
                 if not tx._failed:
-                    self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)))
+                    self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)), *self._last_refusal(tx))
                 self._out.append(b".\r\n")
                 self._expect.append((_END, tx))
             elif tx.withdrawn:
@@ -780,9 +820,9 @@ class TransactionEngine:
                 self._expect_end(tx)
         elif not tx._failed:
             if len(tx.refused) == len(tx.recipients):
-                self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)))
+                self._fail(tx, SMTPRecipientsRefused(self._std_refused(tx)), *self._last_refusal(tx))
             else:
-                self._fail(tx, SMTPDataError(code, self._message_of(reply)))
+                self._fail(tx, SMTPDataError(code, self._message_of(reply)), Command.DATA, reply)
         if self.pipelining and self._blocked is tx:
             self._blocked = None  # the next envelope may follow the data
 
@@ -799,11 +839,13 @@ class TransactionEngine:
             failures = [r for r in tx.end_replies if r.code != 250]
             if len(failures) == len(tx.end_replies):
                 first = failures[0]
-                self._fail(tx, SMTPDataError(first.code, self._message_of(first)))
+                self._fail(tx, SMTPDataError(first.code, self._message_of(first)),
+                           self._commands[_END], first)
                 return
         elif code != 250:
-            self._fail(tx, SMTPDataError(code, self._message_of(reply)))
+            self._fail(tx, SMTPDataError(code, self._message_of(reply)), self._commands[_END], reply)
             return
+        tx.decided_by = (self._commands[_END], reply)
         self._finish(tx, finished)
         if self._blocked is tx:
             self._blocked = None
@@ -813,10 +855,22 @@ class TransactionEngine:
         message_of = self._message_of
         return {rcpt: (reply.code, message_of(reply)) for rcpt, reply in tx.refused.items()}
 
-    def _fail(self, tx: Transaction, error: BaseException) -> None:
-        """Decide that ``tx`` failed; it finishes once its last reply is in."""
+    def _fail(
+        self, tx: Transaction, error: BaseException, command: Command | None = None, reply: Any = None
+    ) -> None:
+        """Decide that ``tx`` failed (by ``reply`` to ``command``, when a reply
+        decided it); it finishes once its last reply is in."""
         tx._failed = True
         tx.error = error
+        if reply is not None:
+            tx.decided_by = (command, reply)
+
+    @staticmethod
+    def _last_refusal(tx: Transaction) -> tuple[Command, Any]:
+        """What decided that every recipient is refused: the last refusal."""
+        if tx.refused:
+            return Command.RCPT, next(reversed(tx.refused.values()))
+        return Command.MAIL, tx.mail_reply  # (no recipient at all)
 
     def _end_failed(self, tx: Transaction, finished: list[Item]) -> None:
         """A failed transaction has had its last reply: report it, and reset
@@ -863,7 +917,7 @@ class TransactionEngine:
         got the 421 as its outcome; every other item fails."""
         if tx is not None and not tx.done:
             if not tx._failed:
-                self._fail(tx, SMTPDataError(421, self._message_of(reply)))
+                self._fail(tx, SMTPDataError(421, self._message_of(reply)), self._commands[_END], reply)
             # Refused, before or at the end of its data: nothing delivered.
             tx.retryable = True
             self._finish(tx, finished)

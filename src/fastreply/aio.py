@@ -875,6 +875,15 @@ class _SMTPProtocol(asyncio.Protocol):
             self._timer = self.loop.call_later(self.timeout - silent, self._check_timeout)
 
 
+def _failure(tx: Transaction) -> BaseException:
+    """The exception for a failed message: a fresh copy of its error, with
+    the transaction (every reply, and ``classification()``) as ``transaction``."""
+    assert tx.error is not None
+    error = _fresh(tx.error)
+    error.transaction = tx  # type: ignore[attr-defined]
+    return error
+
+
 class SMTP:
     """An asyncio SMTP client whose replies go straight from fastreply's
     parser to a pipelining transaction engine.
@@ -1370,7 +1379,7 @@ class SMTP:
             if self._slots:
                 self._wake_slots()
         if tx.error is not None:
-            raise _fresh(tx.error)
+            raise _failure(tx)
 
     async def _wait(self, protocol: _SMTPProtocol, future: asyncio.Future[Any], item: Item) -> Any:
         """Wait for ``item`` to finish.  A caller cancelled while it waits
@@ -1530,6 +1539,10 @@ class SMTPPool:
         #: Connections opened and dropped so far (for logs and tests).
         self.opened = 0
         self.dropped = 0
+        #: Why the latest connection could not be opened (None if none failed).
+        #: While other connections are open, the messages wait for them; with
+        #: none, the waiting messages fail with this error.
+        self.open_error: BaseException | None = None
 
     @property
     def size(self) -> int:
@@ -1581,7 +1594,7 @@ class SMTPPool:
                 if attempt < self.retries:
                     attempt += 1
                     continue
-            raise _fresh(error)
+            raise _failure(tx)
 
     async def send_message(
         self,
@@ -1673,6 +1686,7 @@ class SMTPPool:
             await client.connect()
         except BaseException as exc:
             self._opening -= 1
+            self.open_error = exc
             if not self._members and not self._opening:
                 # Nothing to send the waiting messages on: they fail with why.
                 while self._queue:

@@ -958,6 +958,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     p.add_argument("--plot", metavar="FILE", help="also write a PNG bar chart (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--classify", action="store_true",
+                   help="measure fastreply.classify() against smtplib getreply() instead")
 
 
 def _unwritable(path: str) -> str | None:
@@ -980,6 +982,8 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
     if args.plot and not have_matplotlib():
         print(f"fastreply bench: {PLOT_MISSING}", file=stderr)
         return 2
+    if getattr(args, "classify", False):
+        return _run_classify_bench(args, stdout, stderr)
     implementations = None
     if args.implementations is not None:
         implementations = [x.strip() for x in args.implementations.split(",") if x.strip()]
@@ -1037,4 +1041,27 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
             print(f"fastreply bench: cannot write {args.plot}: {exc.strerror}", file=stderr)
             return 1
         print(f"fastreply bench: wrote {args.plot}", file=stderr)
+    return 0
+
+
+def _run_classify_bench(args: argparse.Namespace, stdout: Any, stderr: Any) -> int:
+    """``--classify``: classification cost against getreply() (fastreply._classify_bench)."""
+    from . import _classify_bench
+
+    section = _classify_bench.measure_classification(
+        rounds=args.rounds, min_time=args.min_time, seed=args.seed,
+        progress=Progress(stderr, quiet=args.quiet))
+    report = {"fastreply": __version__, "python": platform.python_version(),
+              "platform": platform.platform(), "classification": section}
+    text = _classify_bench.format_classification(section)
+    if args.json == "-":
+        print(text, file=stderr, end="")
+        json.dump(report, stdout, indent=2)
+        stdout.write("\n")
+        return 0
+    stdout.write(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
     return 0

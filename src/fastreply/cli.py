@@ -15,6 +15,7 @@ from typing import IO, TYPE_CHECKING, Callable, Sequence
 
 from . import IMPLEMENTATION, __version__
 from ._parser import ReplyParser
+from ._parser_py import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
 from .errors import ReplyError
 
 if TYPE_CHECKING:
@@ -58,8 +59,8 @@ def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument("file", nargs="?", default="-", help="input file, '-' for stdin (default)")
     p.add_argument("--strict", action="store_true", help="apply RFC 5321 strictly")
-    p.add_argument("--max-line-length", type=int, default=8192, metavar="N")
-    p.add_argument("--max-reply-lines", type=int, default=1000, metavar="N")
+    p.add_argument("--max-line-length", type=int, default=DEFAULT_MAX_LINE_LENGTH, metavar="N")
+    p.add_argument("--max-reply-lines", type=int, default=DEFAULT_MAX_REPLY_LINES, metavar="N")
     p.add_argument(
         "--commands",
         metavar="FILE",
@@ -84,6 +85,8 @@ def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="with --commands: the stream does not start with the server's greeting",
     )
     p.add_argument("--lmtp", action="store_true", help="with --commands: LMTP (RFC 2033) rules")
+    p.add_argument("--classify", action="store_true",
+                   help="add what each reply means for the sender (fastreply.classify)")
     p.set_defaults(run=_run_parse)
 
 
@@ -138,15 +141,26 @@ def _tell(tracker: ReplyTracker, lines: deque[bytes], everything: bool = False) 
 
 
 def _run_parse(args: argparse.Namespace) -> int:
+    return _run_stream(args, "parse")
+
+
+def _run_stream(args: argparse.Namespace, name: str) -> int:
+    """``fastreply parse`` and ``fastreply classify``: read the reply stream,
+    print a JSON object per reply (with its command and verdict when the
+    client's lines are given, with its classification when asked for)."""
+    classifying = name == "classify" or getattr(args, "classify", False)
+    provider = getattr(args, "provider", None)
     try:
         parser = ReplyParser(
-            max_line_length=args.max_line_length,
-            max_reply_lines=args.max_reply_lines,
-            strict=args.strict,
+            max_line_length=getattr(args, "max_line_length", DEFAULT_MAX_LINE_LENGTH),
+            max_reply_lines=getattr(args, "max_reply_lines", DEFAULT_MAX_REPLY_LINES),
+            strict=getattr(args, "strict", False),
         )
         tracking = _make_tracker(args)
+        if provider is not None:
+            _classification_json((250, b""), None, provider)  # check it once
     except (TypeError, ValueError) as exc:
-        print(f"fastreply parse: {exc}", file=sys.stderr)
+        print(f"fastreply {name}: {exc}", file=sys.stderr)
         return 2
     out = sys.stdout
     offset = 0
@@ -156,22 +170,27 @@ def _run_parse(args: argparse.Namespace) -> int:
         nonlocal offset, unexpected
         for reply in replies:
             row = _reply_json(reply, offset)
+            command = None
             if tracking is not None:
                 tracker, lines = tracking
                 _tell(tracker, lines)
                 item = tracker.received(reply)  # type: ignore[arg-type]
-                row["command"] = item.command.name if item.command is not None else None
-                row["verdict"] = item.verdict.status if item.verdict is not None else (
-                    "unsolicited"
-                )
+                command = item.command
+                row["command"] = command.name if command is not None else None
+                if name == "parse":
+                    row["verdict"] = item.verdict.status if item.verdict is not None else (
+                        "unsolicited"
+                    )
                 unexpected += not item.expected
+            if classifying:
+                row.update(_classification_json(reply, command, provider))
             out.write(json.dumps(row, ensure_ascii=True) + "\n")
             offset += len(reply.raw)  # type: ignore[attr-defined]
 
     try:
         stream = _open_input(args.file)
     except _NoInput as exc:
-        print(f"fastreply parse: {exc}", file=sys.stderr)
+        print(f"fastreply {name}: {exc}", file=sys.stderr)
         return 2
     read = 0
     try:
@@ -181,7 +200,7 @@ def _run_parse(args: argparse.Namespace) -> int:
                     chunk = stream.read(READ_SIZE)
                 except OSError as exc:
                     out.flush()
-                    print(f"fastreply parse: {args.file}: read error after {read} bytes: "
+                    print(f"fastreply {name}: {args.file}: read error after {read} bytes: "
                           f"{exc.strerror or exc}", file=sys.stderr)
                     return 1
                 if not chunk:
@@ -192,9 +211,9 @@ def _run_parse(args: argparse.Namespace) -> int:
     except ReplyError as exc:
         emit(exc.replies)
         out.flush()
-        print(f"fastreply parse: {args.file}: {exc}", file=sys.stderr)
+        print(f"fastreply {name}: {args.file}: {exc}", file=sys.stderr)
         return 1
-    if tracking is not None:
+    if tracking is not None and name == "parse":
         tracker, lines = tracking
         _tell(tracker, lines, everything=True)
         if unexpected:
@@ -205,6 +224,43 @@ def _run_parse(args: argparse.Namespace) -> int:
             print(f"fastreply parse: {len(tracker.pending)} commands got no reply: {names}",
                   file=sys.stderr)
     return 0
+
+
+def _classification_json(reply: object, command: object, provider: str | None = None
+                          ) -> dict[str, object]:
+    """The fields of ``fastreply.classify(reply, command)`` for a JSON row."""
+    from .classification import classify
+
+    return dict(classify(reply, command, provider=provider)._asdict())
+
+
+def _add_classify(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "classify",
+        help="say what each reply of a raw reply stream means for the sender (JSON lines)",
+        description=(
+            "Read a raw stream of SMTP replies (as a server sends them) and print one "
+            "JSON object per reply: its offset, code and lines, and what it means for "
+            "the sender: category, action, scope, retry_after (seconds), provider and "
+            "the rule that decided. With --commands each reply is classified for the "
+            "command it answers. Malformed input ends with a message naming the "
+            "offset, exit status 1."
+        ),
+    )
+    p.add_argument("file", nargs="?", default="-", help="input file, '-' for stdin (default)")
+    p.add_argument("--commands", metavar="FILE",
+                   help="the client's command lines, one per reply in order (the first "
+                   "reply is taken as the greeting; write '.' for the end of a message)")
+    p.add_argument("--no-greeting", action="store_true",
+                   help="with --commands: the stream does not start with the greeting")
+    p.add_argument("--provider", metavar="NAME|HOST", default=None,
+                   help="the provider (google, microsoft, ...) or MX host the replies "
+                   "came from (default: recognised from each reply)")
+    p.set_defaults(run=_run_classify, table=None, lmtp=False)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    return _run_stream(args, "classify")
 
 
 def _add_table(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -335,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_parse(subparsers)
+    _add_classify(subparsers)
     _add_table(subparsers)
     _add_bench(subparsers)
     return parser

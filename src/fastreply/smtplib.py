@@ -705,10 +705,13 @@ def _sendmail(
                 break  # only the RSET after a failure was waiting (as smtplib's _rset())
             raise
         receive(replies)
+    smtp.last_transaction = tx
     if engine.closing is not None:
         smtp.close()  # the server said 421 (or replied out of turn): it is going away
-    if tx.error is not None:
-        raise tx.error
+    error = tx.error
+    if error is not None:
+        error.transaction = tx  # type: ignore[attr-defined]
+        raise error
     return {rcpt: (reply.code, _pair_message(reply)) for rcpt, reply in tx.refused.items()}
 
 
@@ -730,6 +733,12 @@ class SMTP(_std.SMTP):
     #: PIPELINING.  Set it to False (on the class or an instance) to send one
     #: command at a time, as the standard class does.
     pipelining: bool = True
+
+    #: The sending engine's record of the last message :meth:`sendmail` sent
+    #: (:class:`fastreply._transaction.Transaction`): every reply, and
+    #: ``classification(recipient)`` -- what the outcome means for the sender.
+    #: The exceptions :meth:`sendmail` raises carry it too, as ``transaction``.
+    last_transaction: Transaction | None = None
 
     #: Send messages in BDAT chunks (RFC 3030) when the server announces
     #: CHUNKING.  Off by default, so that the bytes sent are the standard

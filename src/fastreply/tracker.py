@@ -36,11 +36,14 @@ What it knows about the protocol:
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from ._parser import Reply, ReplyParser
 from .commands import Command
 from .tables import DEFAULT_TABLE, ReplyTable, Verdict
+
+if TYPE_CHECKING:
+    from .classification import Classification
 
 __all__ = ["ReplyTracker", "TrackedReply"]
 
@@ -67,6 +70,15 @@ class TrackedReply(NamedTuple):
         if self.verdict is None:
             return self.reply.code == 421
         return self.verdict.expected
+
+    @property
+    def classification(self) -> Classification:
+        """What the reply means for the sender, for the command it answers
+        (:func:`fastreply.classify`; computed when asked for)."""
+        from .classification import classify
+
+        result: Classification = classify(self.reply, self.command)
+        return result
 
 
 class _Pending:
