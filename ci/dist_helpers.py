@@ -44,6 +44,11 @@ SDIST_REQUIRED = [
     "src/fastreply/py.typed",
     "tests/conftest.py",
     "ci/requirements-test.txt",
+    # The documentation: its examples run in the test suite (tests/test_docs.py).
+    "docs/conf.py",
+    "docs/index.md",
+    "docs/requirements.txt",
+    ".readthedocs.yaml",
 ]
 # Generated or compiled files never belong in an sdist (the .c is made by
 # Cython at build time, with the Cython the build asks for).

@@ -8,13 +8,7 @@
 # this script.  Prints the venv's python path on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${1:-.venv-ci}"
-PYTHON="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-"$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+PY="$(bash ci/venv.sh "${1:-.venv-ci}")"
 "$PY" -m pip install --quiet --disable-pip-version-check -r ci/requirements-test.txt >&2
 # Optional extras: not every Python has wheels for them (new or free-threaded
 # builds); the tests that need one say so when it is missing.

@@ -2,7 +2,7 @@
 
     python ci/threads_stress.py [--quick] [--threads N] [--rounds N]
 
-The contract (README, "Threads"): every method of a ``ReplyParser`` runs whole
+The contract (docs/threading.md): every method of a ``ReplyParser`` runs whole
 (a critical section in the compiled parser, a lock in the pure-Python one),
 so a parser shared by threads never breaks; tables and replies are
 immutable and may be shared freely.  Each part below runs on each
