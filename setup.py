@@ -30,6 +30,13 @@ else:
             ["src/fastreply/_parser_c.pyx"],
             define_macros=macros,
         ),
+        Extension(
+            "fastreply._classify_c",
+            ["src/fastreply/_classify_c.pyx"],
+            depends=["src/fastreply/_classify.h"],
+            include_dirs=["src/fastreply"],
+            define_macros=macros,
+        ),
     ]
     ext_modules = cythonize(
         extensions,
@@ -41,6 +48,7 @@ else:
         },
         annotate=bool(os.environ.get("FASTREPLY_CYTHON_ANNOTATE")),
     )
-    print("fastreply: building WITH the C extension (fastreply._parser_c)", file=sys.stderr)
+    print("fastreply: building WITH the C extensions (fastreply._parser_c, "
+          "fastreply._classify_c)", file=sys.stderr)
 
 setup(ext_modules=ext_modules)

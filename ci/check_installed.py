@@ -9,7 +9,8 @@ import os
 import sys
 
 import fastreply
-import fastreply._parser_c as compiled
+import fastreply._classify_c
+import fastreply._parser_c
 
 installed = os.path.dirname(fastreply.__file__)
 stale = [
@@ -17,8 +18,13 @@ stale = [
     for src in sorted(glob.glob("src/fastreply/*.py"))
     if not filecmp.cmp(src, os.path.join(installed, os.path.basename(src)), shallow=False)
 ]
-if os.path.getmtime(compiled.__file__) < os.path.getmtime("src/fastreply/_parser_c.pyx"):
-    stale.append(os.path.basename(compiled.__file__) + " (older than _parser_c.pyx)")
+for compiled, sources in (
+    (fastreply._parser_c, ["src/fastreply/_parser_c.pyx"]),
+    (fastreply._classify_c, ["src/fastreply/_classify_c.pyx", "src/fastreply/_classify.h"]),
+):
+    for source in sources:
+        if os.path.getmtime(compiled.__file__) < os.path.getmtime(source):
+            stale.append(os.path.basename(compiled.__file__) + f" (older than {source})")
 if stale:
     sys.exit(
         f"the fastreply in {installed} is not this tree's: {', '.join(stale)} differ; "

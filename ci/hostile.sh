@@ -2,15 +2,18 @@
 # Hostile input and load, all in one: fuzzing, sanitizers, valgrind, bounded
 # memory, linear time, and the load test.
 #
-#   ci/hostile.sh [--quick]  the short forms, about 5 minutes here:
-#                              fuzz 45 s, ASan+UBSan (quick suite, corpus,
-#                              15,000 mutations), valgrind on the parser tests
+#   ci/hostile.sh [--quick]  the short forms, about 7 minutes here:
+#                              fuzz (parser 45 s, feed_checked() logs 30 s,
+#                              aio cancellations 30 s), ASan+UBSan (quick
+#                              suite, corpora, mutations), the threading
+#                              contract (a few seconds), valgrind on the parser tests
 #                              and corpus, hostile streams of 32 MB, linear
 #                              time at 1 and 4 MB, load at 300 sessions
 #                              (and 200 against Postfix when FASTREPLY_POSTFIX
 #                              is set, as .ci/run does)
-#   ci/hostile.sh --full     the full forms (well over an hour): fuzz 1 hour,
-#                              ASan+UBSan whole suite, valgrind whole suite,
+#   ci/hostile.sh --full     the full forms (well over an hour): fuzz 1 hour
+#                              a target, ASan+UBSan whole suite, threading
+#                              contract, valgrind whole suite,
 #                              256 MB hostile streams, linear-time benchmark
 #                              (1, 10, 100 MB), load at 500 sessions (1000
 #                              against Postfix)
@@ -44,6 +47,8 @@ if [ "$FULL" = 1 ]; then
     bash ci/fuzz.sh 20000000 3600
     banner "ASan+UBSan (full suite)"
     bash ci/sanitize.sh
+    banner "threading contract, both implementations"
+    "$FASTREPLY_PY" ci/threads_stress.py
     banner "valgrind memcheck (full suite)"
     bash ci/valgrind.sh
     banner "hostile streams, 256 MB each"
@@ -57,6 +62,8 @@ else
     bash ci/fuzz.sh --quick
     banner "ASan+UBSan (quick)"
     bash ci/sanitize.sh --quick
+    banner "threading contract, both implementations (quick)"
+    "$FASTREPLY_PY" ci/threads_stress.py --quick
     banner "valgrind memcheck (quick)"
     bash ci/valgrind.sh --quick
     banner "hostile streams, 32 MB each"

@@ -8,13 +8,7 @@
 # this script.  Prints the venv's python path on its last line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-VENV="${1:-.venv-ci}"
-PYTHON="${PYTHON:-python3}"
-if [ ! -x "$VENV/bin/python" ]; then
-    "$PYTHON" -m venv "$VENV"
-fi
-PY="$VENV/bin/python"
-"$PY" -m pip install --quiet --disable-pip-version-check --upgrade pip >&2
+PY="$(bash ci/venv.sh "${1:-.venv-ci}")"
 "$PY" -m pip install --quiet --disable-pip-version-check -r ci/requirements-test.txt >&2
 # Optional extras: not every Python has wheels for them (new or free-threaded
 # builds); the tests that need one say so when it is missing.
@@ -25,8 +19,9 @@ PY="$VENV/bin/python"
 # package, as users get it.  --force-reinstall rebuilds from this tree.
 "$PY" -m pip install --quiet --disable-pip-version-check --force-reinstall --no-deps . >&2
 "$PY" - <<'PYEOF' >&2
-import fastreply, fastreply._parser_c as c
+import fastreply, fastreply._parser_c as c, fastreply.classification as k
 print(f"fastreply {fastreply.__version__}: implementation={fastreply.IMPLEMENTATION}, compiled module {c.__file__}")
 assert fastreply.IMPLEMENTATION == "cython", "the compiled module is not in use"
+assert k.IMPLEMENTATION == "cython", "the compiled classifier is not in use"
 PYEOF
 echo "$PY"

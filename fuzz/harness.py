@@ -123,19 +123,7 @@ def decode(data: bytes) -> Case:
     if not flags & FLAG_DEFAULT_LIMITS:
         options["max_line_length"] = 4 + struct.unpack(">H", head[1:3])[0] % 1021
         options["max_reply_lines"] = 1 + head[3] % 32
-    mode, spread = head[4], head[5]
-    if mode == 0 or not stream:
-        chunks = [stream]
-    elif mode == 1:
-        chunks = [stream[i : i + 1] for i in range(len(stream))]
-    else:
-        rng = random.Random(mode * 256 + spread)
-        chunks = []
-        i = 0
-        while i < len(stream):
-            step = rng.randint(1, spread + 1)
-            chunks.append(stream[i : i + step])
-            i += step
+    chunks = cut(stream, head[4], head[5])
     return Case(
         options=options,
         codes_only=bool(flags & FLAG_CODES),
@@ -145,6 +133,23 @@ def decode(data: bytes) -> Case:
         chunks=chunks,
         stream=stream,
     )
+
+
+def cut(stream: bytes, mode: int, spread: int) -> list[bytes]:
+    """The chunks of ``stream``: whole (mode 0), a byte at a time (1), or
+    random cuts of 1 to ``spread + 1`` bytes (seeded by mode and spread)."""
+    if mode == 0 or not stream:
+        return [stream]
+    if mode == 1:
+        return [stream[i : i + 1] for i in range(len(stream))]
+    rng = random.Random(mode * 256 + spread)
+    chunks = []
+    i = 0
+    while i < len(stream):
+        step = rng.randint(1, spread + 1)
+        chunks.append(stream[i : i + step])
+        i += step
+    return chunks
 
 
 def encode(

@@ -1,4 +1,6 @@
-"""Write the seed corpus ``fuzz/corpus/`` (deterministic; re-run after changing it).
+"""Write the seed corpora ``fuzz/corpus/`` (the parser target),
+``fuzz/corpus-checked/`` and ``fuzz/corpus-aio/`` (deterministic; re-run after
+changing any of them).
 
     python fuzz/make_seeds.py [--check]
 
@@ -19,6 +21,8 @@ from typing import Any
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
+import harness_aio  # noqa: E402
+import harness_checked  # noqa: E402
 from harness import encode  # noqa: E402
 
 CORPUS = os.path.join(HERE, "corpus")
@@ -124,27 +128,85 @@ def seeds() -> dict[str, bytes]:
     return out
 
 
-def main() -> int:
+def checked_seeds() -> dict[str, bytes]:
+    """feed_checked(): every kind of log, honest and lying, in a few shapes."""
+    log = [1, 2, 4, 5, 5, 6, 7, 15, 4, 5, 6, 7, 21, 21, 21, 4]
+    stream = bytes([3, 3, 4, 4, 20, 7, 4, 1, 2, 3, 4, 5, 6, 6, 9, 6, 3, 1, 0])
+    out: dict[str, bytes] = {}
+    for kind, _, _ in harness_checked.KINDS:
+        out[f"{kind}"] = harness_checked.encode(stream, log, kind=kind, raw=False)
+        out[f"{kind}-split"] = harness_checked.encode(
+            stream, log[:9], kind=kind, raw=False, chunking=5, spread=9, start=2)
+        out[f"{kind}-bad"] = harness_checked.encode(
+            stream, log[:5] + [27, True] + log[5:], kind=kind, raw=False, chunking=1)
+    raw = b"220 hi\r\n250-a\r\n250 b\r\n354 go\r\nxyz\r\n250 c\r\n"
+    out["raw-malformed"] = harness_checked.encode(raw, log, raw=True, chunking=3, spread=4)
+    out["py-table"] = harness_checked.encode(stream, log, raw=False, py_table=True)
+    out["big-table"] = harness_checked.encode(stream, log, kind="list", raw=False,
+                                              big_table=True, chunking=7, spread=3)
+    out["fixed-start"] = harness_checked.encode(stream, log, kind="deque", raw=False,
+                                                fixed_start=True, start=3, chunking=9, spread=2)
+    out["strict"] = harness_checked.encode(b"250-a\r\n251 b\r\n", log, strict=True)
+    return out
+
+
+def aio_seeds() -> dict[str, bytes]:
+    """aio: waiters, batches, cancellations, errors and endings."""
+    out: dict[str, bytes] = {}
+    feed, wait, cancel, run, four, five, end, seven = range(8)
+
+    def ops(*pairs: tuple[int, int]) -> bytes:
+        return bytes(op | (arg << 3) for op, arg in pairs)
+
+    script = ops((wait, 0), (wait, 0), (wait, 0), (run, 0), (feed, 20), (cancel, 1), (run, 1),
+                 (four, 2), (feed, 31), (run, 3), (seven, 0), (cancel, 0), (feed, 9),
+                 (five, 0), (run, 2), (wait, 0), (end, 0), (run, 3))
+    for reader in (False, True):
+        tag = "reader" if reader else "queue"
+        out[f"{tag}"] = harness_aio.encode(script, reader=reader, seed=1)
+        out[f"{tag}-bad"] = harness_aio.encode(script, reader=reader, bad_after=3, seed=2)
+        out[f"{tag}-strict"] = harness_aio.encode(script[::-1], reader=reader, strict=True,
+                                                  seed=3)
+        out[f"{tag}-lost"] = harness_aio.encode(
+            ops(*[(wait, 0)] * 6, (run, 0), (feed, 3), (end, 1), (run, 3)), reader=reader,
+            seed=4)
+        out[f"{tag}-many-cancelled"] = harness_aio.encode(
+            ops(*[(wait, 0)] * 30, (run, 0), *[(cancel, k) for k in range(0, 30, 3)],
+                (feed, 31), (feed, 31), (run, 3), (seven, 3), (four, 3), (run, 3)),
+            reader=reader, seed=5)
+    return out
+
+
+def _write(folder: str, seeds_: dict[str, bytes], check: bool) -> int:
     want = {}
-    for name, data in seeds().items():
+    for name, data in seeds_.items():
         digest = hashlib.sha1(data).hexdigest()[:8]
         want[f"{name}-{digest}"] = data
-    if "--check" in sys.argv:
-        have = set(os.listdir(CORPUS)) if os.path.isdir(CORPUS) else set()
+    label = os.path.relpath(folder, os.path.join(HERE, os.pardir))
+    if check:
+        have = set(os.listdir(folder)) if os.path.isdir(folder) else set()
         missing = sorted(set(want) - have)
         if missing:
-            print(f"fuzz/corpus is out of date: {len(missing)} seeds missing, e.g. {missing[:3]}")
+            print(f"{label} is out of date: {len(missing)} seeds missing, e.g. {missing[:3]}")
             return 1
-        print(f"fuzz/corpus: {len(want)} seeds present")
+        print(f"{label}: {len(want)} seeds present")
         return 0
-    os.makedirs(CORPUS, exist_ok=True)
-    for name in os.listdir(CORPUS):
-        os.remove(os.path.join(CORPUS, name))
+    os.makedirs(folder, exist_ok=True)
+    for name in os.listdir(folder):
+        os.remove(os.path.join(folder, name))
     for name, data in want.items():
-        with open(os.path.join(CORPUS, name), "wb") as handle:
+        with open(os.path.join(folder, name), "wb") as handle:
             handle.write(data)
-    print(f"wrote {len(want)} seeds to {CORPUS}")
+    print(f"wrote {len(want)} seeds to {label}")
     return 0
+
+
+def main() -> int:
+    check = "--check" in sys.argv
+    status = _write(CORPUS, seeds(), check)
+    status |= _write(os.path.join(HERE, "corpus-checked"), checked_seeds(), check)
+    status |= _write(os.path.join(HERE, "corpus-aio"), aio_seeds(), check)
+    return status
 
 
 if __name__ == "__main__":

@@ -53,6 +53,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
             for name in names
         ]
         metafunc.parametrize("impl", params, indirect=True, scope="session")
+    if "classifier_impl" in metafunc.fixturenames:
+        metafunc.parametrize(
+            "classifier_impl", _classifier_params(metafunc.config), indirect=True, scope="session"
+        )
 
 
 @pytest.fixture(scope="session")
@@ -117,3 +121,35 @@ def run_stream(
         replies.extend(exc.replies)
         return replies, exc
     return replies, None
+
+
+# -- the classifier's two matchers --------------------------------------------
+
+CLASSIFIERS = {"python": "fastreply._classify_py", "cython": "fastreply._classify_c"}
+
+
+def _classifier_params(config: pytest.Config) -> list[Any]:
+    names = ["python"]
+    if c_extensions_enabled(config):
+        names.insert(0, "cython")
+    return [
+        pytest.param(name, marks=[pytest.mark.c_extension] if name == "cython" else [])
+        for name in names
+    ]
+
+
+@pytest.fixture(scope="session")
+def classifier_impl(request: pytest.FixtureRequest) -> ModuleType:
+    """The classifier matcher module under test: ``fastreply._classify_c`` or
+    ``fastreply._classify_py`` (the compiled one must import unless
+    ``--no-c-extensions``)."""
+    # An ImportError here fails the run: the compiled module was asked for.
+    return importlib.import_module(CLASSIFIERS[request.param])
+
+
+@pytest.fixture(scope="session")
+def classifier(classifier_impl: ModuleType) -> Any:
+    """A classifier with the shipped rules on the matcher under test."""
+    from fastreply.classification import Classifier
+
+    return Classifier(matcher=classifier_impl.Matcher)

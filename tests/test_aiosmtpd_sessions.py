@@ -14,7 +14,6 @@ Every server listens on loopback only and is stopped by the test.
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 import sys
 from pathlib import Path
@@ -24,6 +23,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from fastreply import smtplib as fsmtplib
+from sending_scenarios import start_controller
 from tls import INJECTED, client_context, make_certificate, tls_server
 
 aiosmtpd_controller = pytest.importorskip("aiosmtpd.controller")
@@ -60,29 +60,6 @@ class Handler:
 class LMTPController(aiosmtpd_controller.Controller):  # type: ignore[misc,name-defined]
     def factory(self) -> Any:
         return aiosmtpd_lmtp.LMTP(self.handler)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def start_controller(controller_class: Any, handler: Handler, **options: Any) -> Any:
-    """Start an aiosmtpd server for ``handler`` on a free loopback port (the
-    caller stops it)."""
-    for attempt in range(5):
-        controller = controller_class(handler, hostname=HOST, port=free_port(),
-                                      server_hostname="mx.example.org", ready_timeout=TIMEOUT,
-                                      **options)
-        try:
-            controller.start()
-        except Exception:  # the port was taken in between: try another one
-            if attempt == 4:
-                raise
-            continue
-        return controller
 
 
 @pytest.fixture(params=["smtp", "lmtp"])

@@ -157,3 +157,26 @@ def test_smtplib_runner_reads_everything() -> None:
     prepared = bench.prepare("smtplib", corpus)
     assert prepared.codes() == corpus.codes
     assert prepared.run() == len(corpus.exchanges)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--json", "{tmp}/missing/out.json"], "--json {tmp}/missing/out.json: no such directory"),
+        (["--json", "{tmp}"], "--json {tmp}: is a directory"),
+        (["--implementations", ","], "--implementations needs at least one of"),
+        (["--implementations", ""], "--implementations needs at least one of"),
+    ],
+)
+def test_bad_outputs_are_refused_before_measuring(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    argv: list[str], message: str,
+) -> None:
+    """A whole benchmark run, then a traceback for the output path: no more."""
+    def must_not_run(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the benchmark ran")
+
+    monkeypatch.setattr(bench, "run_bench", must_not_run)
+    status, out, err = run(capsys, *TINY, *[a.format(tmp=tmp_path) for a in argv])
+    assert status == 2 and out == ""
+    assert message.format(tmp=tmp_path) in err and "Traceback" not in err

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -152,3 +155,85 @@ def test_table_list_and_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert "STARTTLS" not in data["rows"]  # only commands the table fills
     status, _, err = run_main(capsys, "table", "FOO")
     assert status == 2 and "unknown command name 'FOO'" in err
+
+
+def _rows(out: str) -> list[tuple[str, int, str]]:
+    return [(r["command"], r["code"], r["verdict"]) for r in map(json.loads, out.splitlines())]
+
+
+def test_parse_with_commands_follows_auth(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    """SASL responses after AUTH's 334 are part of AUTH: the CLI told the
+    tracker every line before the first reply, and they became UNKNOWN."""
+    commands = tmp_path / "commands.txt"
+    commands.write_bytes(b"EHLO me\r\nAUTH LOGIN\r\ndXNlcg==\r\ncGFzcw==\r\n"
+                         b"MAIL FROM:<a@x>\r\nRCPT TO:<b@x>\r\nDATA\r\n.\r\nQUIT\r\n")
+    stream = tmp_path / "replies.txt"
+    stream.write_bytes(b"220 hi\r\n250 mx\r\n334 VXNlcm5hbWU6\r\n334 UGFzc3dvcmQ6\r\n"
+                       b"235 2.7.0 ok\r\n250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n221 bye\r\n")
+    status, out, err = run_main(capsys, "parse", "--commands", str(commands), str(stream))
+    assert status == 0 and err == ""
+    assert _rows(out) == [
+        ("CONNECT", 220, "expected"), ("EHLO", 250, "expected"), ("AUTH", 334, "expected"),
+        ("AUTH", 334, "expected"), ("AUTH", 235, "expected"), ("MAIL", 250, "expected"),
+        ("RCPT", 250, "expected"), ("DATA", 354, "expected"), ("DATA_END", 250, "expected"),
+        ("QUIT", 221, "expected")]
+
+
+def test_parse_with_commands_empty_sasl_response_and_leftovers(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    commands = tmp_path / "commands.txt"
+    # An empty line after a 334 is an (empty) SASL response; elsewhere it is skipped.
+    commands.write_bytes(b"\nAUTH DIGEST-MD5\ncmVzcG9uc2U=\n\n\nNOOP\nQUIT\n")
+    stream = tmp_path / "replies.txt"
+    stream.write_bytes(b"334 bm9uY2U=\r\n334 cnNwYXV0aA==\r\n235 ok\r\n250 ok\r\n")
+    status, out, err = run_main(capsys, "parse", "--no-greeting", "--commands", str(commands),
+                                str(stream))
+    assert status == 0
+    assert [(c, code) for c, code, _ in _rows(out)] == [
+        ("AUTH", 334), ("AUTH", 334), ("AUTH", 235), ("NOOP", 250)]
+    assert "1 commands got no reply: QUIT" in err
+
+
+def test_parse_with_commands_lmtp_and_bdat(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    commands = tmp_path / "commands.txt"
+    commands.write_bytes(b"LHLO me\nMAIL FROM:<a@x>\nRCPT TO:<b@x>\nRCPT TO:<c@x>\n"
+                         b"RCPT TO:<d@x>\nDATA\n.\nMAIL FROM:<a@x>\nRCPT TO:<b@x>\n"
+                         b"BDAT 10\nBDAT 5 LAST\nQUIT\n")
+    stream = tmp_path / "replies.txt"
+    stream.write_bytes(b"220 lmtp\r\n250 hi\r\n250 ok\r\n250 ok\r\n550 no\r\n250 ok\r\n"
+                       b"354 go\r\n250 b done\r\n452 d full\r\n250 ok\r\n250 ok\r\n"
+                       b"250 chunk\r\n250 b done\r\n221 bye\r\n")
+    status, out, err = run_main(capsys, "parse", "--lmtp", "--commands", str(commands),
+                                str(stream))
+    assert status == 0 and err == ""
+    assert [c for c, _, _ in _rows(out)] == [
+        "CONNECT", "LHLO", "MAIL", "RCPT", "RCPT", "RCPT", "DATA", "DATA_END", "DATA_END",
+        "MAIL", "RCPT", "BDAT", "BDAT_LAST", "QUIT"]
+
+
+def test_parse_closed_stdin(monkeypatch: pytest.MonkeyPatch,
+                            capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setattr(sys, "stdin", None)  # what Python sets when fd 0 is closed
+    status, out, err = run_main(capsys, "parse", "-")
+    assert status == 2 and out == "" and err == "fastreply parse: standard input is closed\n"
+
+
+def test_parse_read_error_mid_file(monkeypatch: pytest.MonkeyPatch,
+                                   capsys: pytest.CaptureFixture[str]) -> None:
+    class Failing(io.BytesIO):
+        reads = 0
+
+        def read(self, size: Any = -1) -> bytes:
+            self.reads += 1
+            if self.reads > 1:
+                raise OSError(errno.EIO, "Input/output error")
+            return b"220 hi\r\n250 o"
+
+    monkeypatch.setattr(cli, "_open_input", lambda path: Failing())
+    status, out, err = run_main(capsys, "parse", "session.txt")
+    assert status == 1
+    assert [json.loads(line)["code"] for line in out.splitlines()] == [220]
+    assert err == ("fastreply parse: session.txt: read error after 13 bytes: "
+                   "Input/output error\n")

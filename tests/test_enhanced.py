@@ -400,3 +400,12 @@ def test_registry_is_package_data() -> None:
 def test_documentation_examples() -> None:
     result = doctest.testmod(fastreply.enhanced)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("bad", [None, 5, 5.1, ["5.1.1"]])
+def test_lookup_refuses_what_is_no_string_with_a_type_error(bad: object) -> None:
+    for call in (lookup, describe):
+        with pytest.raises(TypeError, match="a status code must be a str, bytes or "
+                           f"EnhancedStatus, not {type(bad).__name__}"):
+            call(bad)  # type: ignore[arg-type]
+    assert lookup(bytearray(b"5.1.1")) == lookup(memoryview(b"5.1.1")) == lookup("5.1.1")

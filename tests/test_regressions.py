@@ -13,6 +13,7 @@ the fuzzer's own check (``fuzz/harness.py``) when the source tree is there
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from types import ModuleType
@@ -157,27 +158,27 @@ def test_state_of_a_stopped_parser(impl: ModuleType, name: str, chunks: list[byt
     assert [r.code for r in parser.feed(b"250 ok\r\n")] == [250]
 
 
-def _harness() -> ModuleType:
-    """fuzz/harness.py, or a skip in a run from an installed package (its
-    tests/ copied alone, as cibuildwheel does); in the source tree, a
-    missing fuzz/ folder is a failure, not a skip."""
-    corpus = os.path.join(FUZZ, "corpus")
+def _harness(name: str = "harness", folder: str = "corpus") -> ModuleType:
+    """fuzz/harness.py (or another target's harness), or a skip in a run
+    from an installed package (its tests/ copied alone, as cibuildwheel
+    does); in the source tree, a missing fuzz/ folder is a failure, not a
+    skip."""
+    corpus = os.path.join(FUZZ, folder)
     if not os.path.isdir(corpus):
         if os.path.exists(os.path.join(HERE, os.pardir, "pyproject.toml")):
             pytest.fail(f"the source tree has no fuzz corpus at {corpus}")
         pytest.skip("fuzz/ is not beside tests/ (an installed-package run)")
     sys.path.insert(0, FUZZ)
     try:
-        import harness
+        return importlib.import_module(name)
     finally:
         sys.path.remove(FUZZ)
-    return harness  # type: ignore[no-any-return]
 
 
-def _corpus() -> list[bytes]:
-    corpus = os.path.join(FUZZ, "corpus")
+def _corpus(folder: str = "corpus", least: int = 100) -> list[bytes]:
+    corpus = os.path.join(FUZZ, folder)
     names = sorted(os.listdir(corpus))
-    assert len(names) > 100
+    assert len(names) >= least
     out = []
     for name in names:
         with open(os.path.join(corpus, name), "rb") as handle:
@@ -241,3 +242,23 @@ def test_the_fuzz_harness_catches_what_it_must(both: tuple[ModuleType, ModuleTyp
             harness.check(data, (reference, fake))
         with pytest.raises(harness.Divergence):  # an invariant, even as the reference
             harness.check(data, (fake, compiled))
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [
+    ("harness_checked", "corpus-checked", 90), ("harness_aio", "corpus-aio", 10)])
+def test_other_fuzz_targets_replay_clean(both: tuple[ModuleType, ModuleType], name: str,
+                                          folder: str, least: int) -> None:
+    """feed_checked() with every kind of command log, and the aio queue and
+    reader with callers cancelled at random: the seeds of those targets."""
+    harness = _harness(name, folder)
+    for data in _corpus(folder, least):
+        harness.check(data, both)
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [
+    ("harness_checked", "corpus-checked", 90), ("harness_aio", "corpus-aio", 10)])
+def test_other_fuzz_targets_keep_the_invariants(impl: ModuleType, name: str, folder: str,
+                                                least: int) -> None:
+    harness = _harness(name, folder)
+    for data in _corpus(folder, least):
+        harness.check(data, (impl, impl))

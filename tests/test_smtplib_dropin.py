@@ -108,9 +108,28 @@ def outcome(call: Callable[[], Any]) -> tuple[Any, ...]:
         return ("raise", type(exc), exc.args)
 
 
-def client_class(impl: ModuleType, base: type[smtplib.SMTP] = fsmtplib.SMTP) -> type[smtplib.SMTP]:
-    """The drop-in with the parser of ``impl``."""
-    return type("Client", (base,), {"parser_class": impl.ReplyParser})
+def client_class(impl: ModuleType, base: type[smtplib.SMTP] = fsmtplib.SMTP,
+                 **attributes: Any) -> type[smtplib.SMTP]:
+    """The drop-in with the parser of ``impl`` (and other class attributes:
+    ``pipelining=False``, say)."""
+    return type("Client", (base,), {"parser_class": impl.ReplyParser, **attributes})
+
+
+class Reference(smtplib.SMTP):
+    """The standard class, plus the one thing the drop-in's sendmail() does
+    on purpose that the standard one does not: after a refused DATA command
+    it resets the transaction (RSET; on 421, closes), where the standard
+    sendmail() leaves the MAIL and RCPT it sent open on the server."""
+
+    def data(self, msg: Any) -> tuple[int, bytes]:
+        try:
+            return super().data(msg)
+        except smtplib.SMTPDataError as exc:
+            if exc.smtp_code == 421:
+                self.close()
+            else:
+                self._rset()
+            raise
 
 
 def new_client(cls: type[smtplib.SMTP], sock: FakeSocket, debuglevel: int = 0) -> smtplib.SMTP:
@@ -263,14 +282,32 @@ def test_debug_output_of_read_ahead_replies(impl: ModuleType) -> None:
     assert expected[0] == [("ok", (220, b"a\nb"))]
 
 
-@pytest.mark.parametrize("limit", [4, 5, 6, 7, 10, 40])
+@pytest.mark.parametrize("limit", [4, 5, 6, 7, 10, 40, 3, 2, 1, 0, -1, -2, -10])
 def test_small_maxline_same_as_smtplib(impl: ModuleType, limit: int) -> None:
-    # smtplib._MAXLINE is read at each call, by the standard class and the drop-in.
+    # smtplib._MAXLINE is read at each call, by the standard class and the
+    # drop-in.  Below 4 (the parser's smallest limit) every line is read with
+    # the standard rules: "Line too long." as smtplib says it, no ValueError.
     stream = (b"250 ok\r\n25\r\n250-a\r\n250 abcdef\r\n220 " + b"y" * 40 + b"\r\n"
               b"250 0123456789012345678901234567890123\r\n221 bye\r\n")
     with maxline(limit):
         for size in (1, 3, 7, 64, 4096):
             assert_same(impl, cut(stream, size))
+
+
+def test_maxline_below_the_parser_minimum_and_back(impl: ModuleType) -> None:
+    script = [b"\n250 b\r\n250 c\r\n"]
+    results = []
+    for cls in (smtplib.SMTP, client_class(impl)):
+        client = new_client(cls, FakeSocket(script))
+        with maxline(3):
+            first = outcome(client.getreply)  # b"\n" fits: code -1
+        second = outcome(client.getreply)  # the default limit again: the fast parser
+        with maxline(2):
+            third = outcome(client.getreply)  # b"250" is longer than 2
+        results.append((first, second, third))
+    assert results[0] == results[1]
+    assert results[0] == (("ok", (-1, b"")), ("ok", (250, b"b")),
+                          ("raise", smtplib.SMTPResponseException, (500, "Line too long.")))
 
 
 def test_maxline_changed_mid_stream(impl: ModuleType) -> None:
@@ -329,7 +366,7 @@ def script_of(data: bytes, cuts: list[int], end: str, more: bytes) -> list[Event
 
 @settings(max_examples=700, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=stream_bytes, cuts=st.lists(st.integers(0, 10_000), max_size=12), end=ending,
-       more=stream_bytes, limit=st.sampled_from([8192, 8192, 30, 12, 6, 4]))
+       more=stream_bytes, limit=st.sampled_from([8192, 8192, 30, 12, 6, 4, 3, 2, 0, -1]))
 def test_random_streams_same_as_smtplib(impl: ModuleType, data: bytes, cuts: list[int], end: str,
                                         more: bytes, limit: int) -> None:
     with maxline(limit):
@@ -724,15 +761,26 @@ FLOWS: dict[str, tuple[Callable[[smtplib.SMTP], Any], list[bytes]]] = {
 @pytest.mark.parametrize("name", list(FLOWS))
 @pytest.mark.parametrize("chunk", [None, 1, 5])
 def test_flows_same_as_smtplib(impl: ModuleType, name: str, chunk: int | None) -> None:
+    # One command at a time (pipelining off): the drop-in sends exactly the
+    # standard bytes and gets exactly its results.  (Pipelined sendmail() is
+    # compared in tests/test_sending.py.)
     flow, replies = FLOWS[name]
-    expected = run_flow(smtplib.SMTP, GREETING, replies, flow, chunk)
-    got = run_flow(client_class(impl), GREETING, replies, flow, chunk)
+    expected = run_flow(Reference, GREETING, replies, flow, chunk)
+    got = run_flow(client_class(impl, pipelining=False), GREETING, replies, flow, chunk)
+    assert got == expected
+
+
+@pytest.mark.parametrize("name", [name for name in FLOWS if "send" not in name])
+def test_flows_without_sending_are_the_same_pipelined(impl: ModuleType, name: str) -> None:
+    flow, replies = FLOWS[name]
+    expected = run_flow(smtplib.SMTP, GREETING, replies, flow, 3)
+    got = run_flow(client_class(impl), GREETING, replies, flow, 3)
     assert got == expected
 
 
 def test_flow_results_are_the_expected_ones(impl: ModuleType) -> None:
     flow, replies = FLOWS["sendmail, one recipient refused"]
-    got = run_flow(client_class(impl), GREETING, replies, flow)
+    got = run_flow(client_class(impl, pipelining=False), GREETING, replies, flow)
     assert got["connect"] == ("ok", (220, b"mx.example.org ESMTP"))
     assert got["flow"] == ("ok", {"nobody@example.net": (550, b"5.1.1 <nobody@example.net>: User unknown")})
     assert got["features"]["auth"] == " PLAIN LOGIN CRAM-MD5"
@@ -743,9 +791,14 @@ def test_lmtp_and_smtp_ssl_are_the_standard_classes(impl: ModuleType) -> None:
     assert issubclass(fsmtplib.SMTP_SSL, smtplib.SMTP_SSL) and issubclass(fsmtplib.SMTP_SSL, fsmtplib.SMTP)
     assert fsmtplib.SMTPException is smtplib.SMTPException
     assert fsmtplib.SMTPServerDisconnected is smtplib.SMTPServerDisconnected
-    flow, replies = FLOWS["sendmail"]
+    # One recipient: LMTP answers the end of data once per accepted recipient,
+    # and the standard sendmail() reads only one of those replies.
+    def flow(c: smtplib.SMTP) -> Any:
+        return c.sendmail("a@example.org", ["b@example.net"], b"Subject: x\r\n\r\nhi\r\n")
+
+    replies = [EHLO, b"250 2.1.0 Ok\r\n", b"250 2.1.5 Ok\r\n", b"354 go\r\n", b"250 2.0.0 Ok\r\n"]
     expected = run_flow(smtplib.LMTP, GREETING, replies, flow)
-    got = run_flow(client_class(impl, fsmtplib.LMTP), GREETING, replies, flow)
+    got = run_flow(client_class(impl, fsmtplib.LMTP, pipelining=False), GREETING, replies, flow)
     assert got == expected
     assert expected["sent"].startswith(b"lhlo client.example\r\n")
 
@@ -765,8 +818,8 @@ reply_pool = st.sampled_from([
 def test_random_flows_same_as_smtplib(impl: ModuleType, replies: list[bytes], chunk: int | None,
                                       which: str) -> None:
     flow = FLOWS[which][0]
-    expected = run_flow(smtplib.SMTP, GREETING, replies, flow, chunk)
-    got = run_flow(client_class(impl), GREETING, replies, flow, chunk)
+    expected = run_flow(Reference, GREETING, replies, flow, chunk)
+    got = run_flow(client_class(impl, pipelining=False), GREETING, replies, flow, chunk)
     assert got == expected
 
 

@@ -424,8 +424,9 @@ def test_feed_checked_positions(impl: ModuleType, form: type, kind: str) -> None
         (MODERN, bytes([1]), 1.0, TypeError, "start must be an int, not float"),
         (MODERN, "MAIL", 0, TypeError, "commands must be a sequence of command numbers"),
         (MODERN, {1, 2}, 0, TypeError, "commands must be a sequence of command numbers"),
-        (MODERN, memoryview(b"\x01"), 0, TypeError,
-         "commands must be a sequence of command numbers"),
+        (MODERN, memoryview(b"\x01\x02").cast("B", (1, 2)), 0, TypeError,
+         "commands must be a one-dimensional sequence of command numbers, not a "
+         "2-dimensional memoryview"),
         ({}, bytes([1]), 0, TypeError, "table must be a ReplyTable, not dict"),
     ],
 )

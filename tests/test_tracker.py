@@ -145,3 +145,14 @@ def test_feed_parses_and_errors_propagate() -> None:
         tracker.feed(b"250 fine\r\nnonsense\r\n")
     assert [r.code for r in info.value.replies] == [250]
     assert tracker.parser.max_line_length == 64
+
+
+def test_every_command_is_true(impl: ModuleType) -> None:
+    """CONNECT's value is 0, yet ``if item.command:`` must not take the
+    greeting for an unsolicited reply."""
+    assert all(bool(command) for command in Command)
+    assert Command.CONNECT == 0 and [10, 11][Command.CONNECT] == 10  # still the number 0
+    tracker = ReplyTracker()
+    greeting, stray = tracker.match_all(replies(impl, b"220 hi\r\n250 stray\r\n"))
+    assert greeting.command is Command.CONNECT and greeting.command
+    assert not stray.command and stray.unsolicited

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+from typing import Any
 
 import pytest
 
@@ -89,7 +90,7 @@ def test_gil_state_after_import(request: pytest.FixtureRequest) -> None:
     regular build the GIL is simply on."""
     imports = "import fastreply"
     if _compiled_required(request.config):
-        imports += "; import fastreply._parser_c"
+        imports += "; import fastreply._parser_c, fastreply._classify_c"
     code = (
         "import sys, warnings; warnings.simplefilter('error'); "
         f"{imports}; "
@@ -225,3 +226,38 @@ def test_stub_signatures_follow_the_reference() -> None:
             assert stub_params == [p.name for p in params], f"{cls_name}.{item.name}"
             kwonly = [p.name for p in params if p.kind is inspect.Parameter.KEYWORD_ONLY]
             assert [a.arg for a in item.args.kwonlyargs] == kwonly, f"{cls_name}.{item.name}"
+
+
+def test_stub_of_the_compiled_classifier_follows_the_reference() -> None:
+    from fastreply import _classify_py
+
+    assert importlib.resources.files("fastreply").joinpath("_classify_c.pyi").is_file()
+    stub = importlib.resources.files("fastreply").joinpath("_classify_c.pyi").read_text("utf-8")
+    tree = ast.parse(stub)
+    names = {node.name for node in tree.body if isinstance(node, (ast.ClassDef, ast.FunctionDef))}
+    assert set(_classify_py.__all__) <= names
+    stub_classify = next(n for n in tree.body if isinstance(n, ast.FunctionDef)
+                         and n.name == "classify")
+    ref = inspect.signature(_classify_py.classify)
+    assert [a.arg for a in stub_classify.args.args] == [
+        p.name for p in ref.parameters.values() if p.kind is p.POSITIONAL_OR_KEYWORD]
+    assert [a.arg for a in stub_classify.args.kwonlyargs] == [
+        p.name for p in ref.parameters.values() if p.kind is p.KEYWORD_ONLY]
+
+
+def test_the_extension_source_has_no_unprotected_attribute_access(tmp_path: Any) -> None:
+    """Cython, with the directives setup.py uses, warns about nothing in a
+    critical section: Python attribute access there (``data.nbytes``,
+    ``table.allows``, ``type(x).__name__``) may run code that suspends the
+    section, which then protects nothing."""
+    source = importlib.resources.files("fastreply").joinpath("_parser_c.pyx")
+    pyx = tmp_path / "_parser_c.pyx"
+    pyx.write_text(source.read_text(encoding="utf-8"), encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "cython", "-3", "-X", "freethreading_compatible=True",
+         "-X", "embedsignature=True", str(pyx)],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert "critical_section" not in output, output

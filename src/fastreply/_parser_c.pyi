@@ -8,13 +8,15 @@ against a compiled build (``ci/dist_check.sh``; justified exceptions live in
 that it names every public member of the reference classes.
 
 Both classes are ``cython.final`` in the extension (they cannot be
-subclassed at run time), hence ``@final`` here.
+subclassed at run time), hence ``@final`` here; the pure-Python ones can be
+subclassed, the one difference between the twins that is kept.
 """
 
 from typing import Any, Final, Iterable, Sequence, final
 
 from typing_extensions import disjoint_base
 
+from .classification import Classification
 from .enhanced import EnhancedStatus
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -64,8 +66,12 @@ class Reply:
     @property
     def enhanced(self) -> EnhancedStatus | None:
         """The RFC 3463 enhanced status code at the start of the text, if any."""
+    def classify(self, command: Any = None, *, provider: str | None = None) -> Classification:
+        """What this reply means for the sender (``fastreply.classify``)."""
     def to_bytes(self) -> bytes:
         """The reply in canonical wire form."""
+    def _smtplib_pair(self) -> tuple[int, bytes]:
+        """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this reply."""
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
     def __hash__(self) -> int: ...
@@ -112,6 +118,10 @@ class ReplyParser:
     def close(self) -> None:
         """Declare the end of the stream; raise ``IncompleteReply`` if a reply
         was cut short."""
+    def __reduce__(self) -> Any:
+        """Raises ``TypeError``: a parser cannot be pickled or copied."""
+    def __copy__(self) -> Any: ...
+    def __deepcopy__(self, memo: Any) -> Any: ...
 
 #: Codes a mask can hold: bit ``code`` for every code 0 to 999.
 MASK_CODES: Final = 1000

@@ -15,18 +15,24 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
-from cpython.list cimport PyList_GET_ITEM, PyList_GET_SIZE
-from cpython.long cimport PyLong_AsSsize_t
+from cpython.list cimport PyList_GET_SIZE
+from cpython.long cimport PyLong_AsLongAndOverflow
+from cpython.sequence cimport PySequence_GetItem
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
 from fastreply._parser_py import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_REPLY_LINES,
+    _NO_COPY,
+    _REPLY_IMMUTABLE,
     _canonical,
     _check_limit,
-    _check_log,
+    _check_log_args,
     _check_reply_args,
+    _log_ended,
+    _log_window,
+    _not_a_command,
 )
 from fastreply.errors import (
     IncompleteReply,
@@ -69,6 +75,7 @@ cdef enum:
 # CODES' items, read without touching the tuple's own reference count.
 cdef PyObject** CODE_ITEMS = tuple_items(CODES)
 cdef object _enhanced_parse = None
+cdef object _classify = None
 cdef tuple _REPLY_TYPES = ()
 
 # Results of _check_line: 1 and 0 are "last line" / "more lines follow".
@@ -357,6 +364,10 @@ cdef class Reply:
     ``Reply(250, (b"mx.example.org", b"PIPELINING"))`` builds one by hand;
     the parser builds them from the wire.  Replies are immutable, hashable,
     comparable and picklable; the text is kept exactly as it was received.
+    Calling ``__init__`` again on a reply raises :class:`TypeError`.
+
+    The one difference between the implementations: this class is final
+    (it cannot be subclassed); the pure-Python ``Reply`` can be.
     """
 
     cdef readonly int code
@@ -364,6 +375,8 @@ cdef class Reply:
     cdef bytes _raw
 
     def __init__(self, code, lines):
+        if self._lines is not None or self._raw is not None:
+            raise TypeError(_REPLY_IMMUTABLE)
         self.code, self._lines = _check_reply_args(code, lines)
         self._raw = None
 
@@ -453,10 +466,27 @@ cdef class Reply:
             _enhanced_parse = parse_enhanced
         return _enhanced_parse(self.code, self.lines[0])
 
+    def classify(self, command=None, *, provider=None):
+        """What this reply means for the sender:
+        :func:`fastreply.classify` ``(self, command, provider=provider)``."""
+        global _classify
+        if _classify is None:
+            from fastreply.classification import classify
+            _classify = classify
+        return _classify(self, command, provider=provider)
+
     def to_bytes(self):
         """The reply in canonical wire form: CRLF line ends, ``-`` on every
         line but the last, no separator after a bare code."""
         return _canonical(self.code, self.lines)
+
+    def _smtplib_pair(self):
+        """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
+        reply: the text of each line stripped of spaces, tabs, CR and LF,
+        joined by LF (one pass over the raw reply, one bytes object)."""
+        if self._raw is None or self._lines is not None:
+            return (self.code, b"\n".join([line.strip(STRIP) for line in self.lines]))
+        return (self.code, _stripped_text(self._raw))
 
     def __eq__(self, other):
         if not isinstance(other, _REPLY_TYPES or Reply):
@@ -498,6 +528,51 @@ cdef inline object _code_int(ReplyParser self, int code):
     return <object>own[code - OWN_CODES_FROM]
 
 
+cdef bytes STRIP = b" \t\r\n"
+
+
+cdef inline bint _is_strip(char c) noexcept nogil:
+    return c == b' ' or c == b'\t' or c == b'\r' or c == b'\n'
+
+
+cdef bytes _stripped_text(bytes raw):
+    """smtplib's message of a validated wire reply: ``line[4:]`` of each line
+    stripped of SP, HT, CR and LF, joined by LF."""
+    cdef const char* p = PyBytes_AS_STRING(raw)
+    cdef Py_ssize_t n = PyBytes_GET_SIZE(raw)
+    cdef Py_ssize_t start, lf, a, b, total = 0, lines = 0, line, pass_
+    cdef const char* q
+    cdef bytes out = None
+    cdef char* w = NULL
+    for pass_ in range(2):
+        start = 0
+        line = 0
+        while start < n:
+            q = <const char*>memchr(p + start, b'\n', <size_t>(n - start))
+            lf = (q - p) if q != NULL else n - 1
+            a = start + 4
+            b = lf + 1
+            while a < b and _is_strip(p[a]):
+                a += 1
+            while b > a and _is_strip(p[b - 1]):
+                b -= 1
+            if pass_ == 0:
+                total += b - a
+                lines += 1
+            else:
+                if line:
+                    w[0] = b'\n'
+                    w += 1
+                memcpy(w, p + a, <size_t>(b - a))
+                w += b - a
+            start = lf + 1
+            line += 1
+        if pass_ == 0:
+            out = PyBytes_FromStringAndSize(NULL, total + lines - 1)
+            w = PyBytes_AS_STRING(out)
+    return out
+
+
 cdef Reply _new_reply(int code, const char* p, Py_ssize_t n):
     cdef Reply reply = Reply.__new__(Reply)
     reply.code = code
@@ -515,10 +590,21 @@ cdef class ReplyParser:
     :class:`~fastreply.errors.IncompleteReply` if a reply was cut short.
 
     Args:
-        max_line_length: longest accepted line, counted with its line end.
-        max_reply_lines: most lines accepted in one reply.
+        max_line_length: longest accepted line, counted with its line end
+            (at least 4; a value above ``sys.maxsize`` is taken as
+            ``sys.maxsize``, which no buffer can reach).
+        max_reply_lines: most lines accepted in one reply (at least 1; the
+            same cap).
         strict: follow RFC 5321 exactly (CRLF only, reply codes 200-559 per
             the ABNF, the same code on every line of a reply).
+
+    Threads: each method runs whole, in a critical section on the parser
+    (the pure-Python parser holds a lock instead), so a parser shared by
+    threads never breaks; which thread's bytes come first is still the
+    callers' business.  A parser is one stream's state: it cannot be
+    pickled or copied (:class:`TypeError`), make a new one with the same
+    options.  This class is final; the pure-Python ``ReplyParser`` can be
+    subclassed.
     """
 
     cdef LineState _st           # limits and the count of the reply being read
@@ -551,10 +637,23 @@ cdef class ReplyParser:
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
                  max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
-        self._st.max_line = _check_limit("max_line_length", max_line_length, 4)
-        self._st.max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
-        self._st.strict = bool(strict)
-        self._reset()
+        cdef Py_ssize_t max_line = _check_limit("max_line_length", max_line_length, 4)
+        cdef Py_ssize_t max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        cdef bint is_strict = bool(strict)
+        with cython.critical_section(self):
+            self._st.max_line = max_line
+            self._st.max_lines = max_lines
+            self._st.strict = is_strict
+            self._reset()
+
+    def __reduce__(self):
+        raise TypeError(_NO_COPY)
+
+    def __copy__(self):
+        raise TypeError(_NO_COPY)
+
+    def __deepcopy__(self, memo):
+        raise TypeError(_NO_COPY)
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -624,77 +723,100 @@ cdef class ReplyParser:
         self._feed(data, out, False)
         return out
 
-    @cython.critical_section
     def feed_checked(self, data, table, commands, start=0):
         """Like :meth:`feed`, and check each completed reply against ``table``
         on the way: return the replies and the positions (in that list) of
         those whose code their command does not allow.
 
         ``commands`` is the log of the commands sent, as command numbers (a
-        ``bytearray`` of them is the fastest form), and ``commands[start]``
+        ``bytearray`` of them is the fastest form; any sequence of ints
+        works: a list, a ``collections.deque``, an ``array.array`` of any
+        type code, a one-dimensional memoryview), and ``commands[start]``
         the command the first reply of this call answers (the count of
         replies received before it, usually).  A reply past the end of the
         log answers no command sent: it is unexpected too.
 
-        The log is checked before any byte is parsed (``ValueError`` for a
-        number that is no command of the table), so an error there loses
-        nothing.  A :class:`~fastreply.errors.ReplyError` carries the replies
-        completed before it, unchecked, as :meth:`feed`'s does.
+        The part of the log this call can use (a reply has at least 4
+        bytes) is read once, item by item, and checked before any byte is
+        parsed: ``ValueError`` for a number that is no command of the table,
+        or for a log whose ``len()`` promised more items than it gave, so an
+        error there loses nothing.  A :class:`~fastreply.errors.ReplyError`
+        carries the replies completed before it, unchecked, as :meth:`feed`'s
+        does.
         """
-        cdef list out = []
-        cdef list bad = []
-        cdef Py_buffer view
-        cdef Py_ssize_t logged, first, stop, most, known
+        # Everything that may run Python code (the log's own methods, the
+        # table's) is done here, outside the parser's critical section.
+        cdef Py_ssize_t size, most, buffered
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(
                 f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
             )
+        size = data.nbytes if type(data) is memoryview else len(data)
+        if (isinstance(table, CodeMasks) and (<CodeMasks>table)._ncommands <= 256
+                and (type(commands) is bytes or type(commands) is bytearray)
+                and type(start) is int and start >= 0):
+            # The common case: the log's own buffer, read in C.
+            return self._feed_logged(data, <CodeMasks>table, commands, start, size, commands, start)
+        with cython.critical_section(self):
+            buffered = self._len
         # A reply has at least 4 bytes ("250\n"): this feed completes at most
         # this many, and needs no more of the log.
-        most = (self._len + (data.nbytes if type(data) is memoryview else len(data))) // 4
-        if (isinstance(table, CodeMasks) and (type(commands) is bytes or type(commands) is bytearray)
-                and type(start) is int and start >= 0):
-            # The common case, checked here; the numbers below, in one pass of C.
-            known = (<CodeMasks>table)._ncommands
-        else:
-            known = _check_log(table, commands, start, most)
-        if not isinstance(table, CodeMasks):
-            # A table of the pure-Python engine: check the replies afterwards.
-            out = self.feed(data)
-            allows = table.allows
-            logged = len(commands) - start
-            return out, [
-                i for i, reply in enumerate(out)
-                if i >= logged or not allows(commands[start + i], reply.code)
-            ]
-        stop = start + most
-        logged = len(commands)
-        first = start if start < logged else logged
-        if stop > logged:
-            stop = logged
-        if type(commands) is bytes or type(commands) is bytearray:
-            log = commands  # (a bytearray cannot be resized while its buffer is held)
-        else:
-            log = bytes(commands[first:stop])  # numbers 0 to known - 1: checked
-            stop -= first
-            first = 0
+        most = (buffered + size) // 4
+        if isinstance(table, CodeMasks) and (<CodeMasks>table)._ncommands <= 256:
+            _check_log_args(table, commands, start)
+            window = _log_bytes(commands, start, most, (<CodeMasks>table)._ncommands)
+            return self._feed_logged(data, <CodeMasks>table, window, 0, size, commands, start)
+        # A table of the pure-Python engine (or one with more commands than
+        # a byte numbers): check the replies afterwards.
+        _, window = _log_window(table, commands, start, most)
+        out = self.feed(data)
+        allows = table.allows
+        logged = len(window)
+        return out, [
+            i for i, reply in enumerate(out)
+            if i >= logged or not allows(window[i], (<Reply>reply).code)
+        ]
+
+    cdef tuple _feed_logged(self, data, CodeMasks table, object log, object first_index,
+                            Py_ssize_t size, object commands, object start):
+        """feed_checked() with a log of one byte a command number (a bytes or
+        bytearray object), from ``log[first_index]`` on."""
+        cdef list out = []
+        cdef list bad = []
+        cdef Py_buffer view
+        cdef Py_ssize_t first, stop, most, known = table._ncommands
+        cdef bint refused = False
         PyObject_GetBuffer(log, &view, PyBUF_SIMPLE)
         try:
-            if stop > first and max_byte(<const unsigned char*>view.buf + first, stop - first) >= known:
-                _check_log(table, commands, start, most)  # raises, naming the first bad one
-            self._ck_on = True
-            self._ck_words = (<CodeMasks>table)._words
-            self._ck_rows = (<CodeMasks>table)._ncommands
-            self._ck_log = <const unsigned char*>view.buf + first
-            self._ck_n = stop - first
-            self._ck_bad = bad
-            self._feed(data, out, True)
+            # Only the buffer held now counts (a bytearray cannot be resized
+            # while it is held).
+            first = view.len if first_index >= view.len else first_index
+            with cython.critical_section(self):
+                most = (self._len + size) // 4
+                stop = first + (most if most < view.len - first else view.len - first)
+                if stop > first and max_byte(<const unsigned char*>view.buf + first,
+                                             stop - first) >= known:
+                    refused = True
+                else:
+                    self._ck_on = True
+                    self._ck_words = table._words
+                    self._ck_rows = known
+                    self._ck_log = <const unsigned char*>view.buf + first
+                    self._ck_n = stop - first
+                    self._ck_bad = bad
+                    try:
+                        self._feed(data, out, True)
+                    finally:
+                        self._ck_on = False
+                        self._ck_words = NULL
+                        self._ck_log = NULL
+                        self._ck_bad = None
         finally:
-            self._ck_on = False
-            self._ck_words = NULL
-            self._ck_log = NULL
-            self._ck_bad = None
             PyBuffer_Release(&view)
+        if refused:
+            # Named as the reference names it, outside the critical section.
+            _log_window(table, commands, start, most)
+            raise ValueError("commands changed while they were checked")
         return out, bad
 
     @cython.critical_section
@@ -884,6 +1006,37 @@ cdef class ReplyParser:
             self._line_start = self._len
 
 
+cdef bytes _log_bytes(object commands, object start, Py_ssize_t most, Py_ssize_t known):
+    """_log_window() of the reference for a table of at most 256 commands,
+    as one byte a command number: ``commands[start:start + most]``, read
+    item by item and checked (the arguments were).  Its length is what the
+    log gave, never what its len() promised."""
+    cdef Py_ssize_t size = len(commands)
+    cdef Py_ssize_t first, stop, i
+    cdef long value
+    cdef int overflow
+    cdef bytes window
+    cdef char* out
+    if start >= size:
+        return EMPTY
+    first = start
+    stop = first + (most if most < size - first else size - first)
+    window = PyBytes_FromStringAndSize(NULL, stop - first)
+    out = PyBytes_AS_STRING(window)  # a new object nobody else sees yet
+    for i in range(first, stop):
+        try:
+            item = PySequence_GetItem(commands, i)
+        except IndexError:
+            raise _log_ended(i, size) from None
+        if not isinstance(item, int) or isinstance(item, bool):
+            raise _not_a_command(i, item, known)
+        value = PyLong_AsLongAndOverflow(item, &overflow)
+        if overflow or value < 0 or value >= known:
+            raise _not_a_command(i, item, known)
+        out[i - first] = <char>value
+    return window
+
+
 # The two kinds of rules _scan_direct() is compiled for.
 cdef struct _Lenient:
     char unused
@@ -1027,13 +1180,32 @@ cdef inline bint _log_allows(const uint64_t* words, Py_ssize_t rows, const unsig
     return log[i] < rows and _mask_has(words, log[i], code)
 
 
-cdef inline long _code_of(object item) except? -1:
+cdef long _code_number(object code) except -2:
+    """A reply code as a mask bit: -1 for an int no mask holds (below 0 or
+    above 999: allowed by no command); TypeError for anything but an int."""
+    cdef long value
+    cdef int overflow
+    if not isinstance(code, int) or isinstance(code, bool):
+        raise TypeError(f"a reply code must be an int, not {type(code).__name__}")
+    value = PyLong_AsLongAndOverflow(code, &overflow)
+    if overflow or value < 0 or value >= C_MASK_CODES:
+        return -1
+    return value
+
+
+cdef inline long _code_of(object item) except -2:
     """The code of a reply given as a Reply (of either implementation) or an int."""
     if type(item) is Reply:
         return (<Reply>item).code
     if isinstance(item, int):
-        return item
-    return item.code
+        return _code_number(item)
+    try:
+        code = item.code
+    except AttributeError:
+        raise TypeError(
+            f"a reply must be a Reply or an int code, not {type(item).__name__}"
+        ) from None
+    return _code_number(code)
 
 
 cdef class CodeMasks:
@@ -1056,11 +1228,12 @@ cdef class CodeMasks:
     def __dealloc__(self):
         PyMem_Free(self._words)
 
-    @cython.critical_section
     def _set_masks(self, masks):
         cdef tuple values = tuple(masks)
-        cdef Py_ssize_t i, w
+        cdef Py_ssize_t i, w, n = len(values)
         cdef uint64_t* words
+        cdef uint64_t* old = NULL
+        cdef bint taken = False
         if self._masks:
             raise TypeError("the masks of a table are set once, when it is built")
         for mask in values:
@@ -1068,16 +1241,25 @@ cdef class CodeMasks:
                 raise TypeError(f"a mask must be an int, not {type(mask).__name__}")
             if mask < 0 or mask >> MASK_CODES:
                 raise ValueError(f"a mask holds bits 0 to {MASK_CODES - 1} only")
-        words = <uint64_t*>PyMem_Malloc(max(1, len(values)) * MASK_WORDS * sizeof(uint64_t))
+        words = <uint64_t*>PyMem_Malloc(max(1, n) * MASK_WORDS * sizeof(uint64_t))
         if words == NULL:
             raise MemoryError()
-        for i in range(len(values)):
+        for i in range(n):
             mask = values[i]
             for w in range(MASK_WORDS):
                 words[i * MASK_WORDS + w] = <uint64_t>((mask >> (64 * w)) & 0xFFFFFFFFFFFFFFFF)
-        self._words = words
-        self._ncommands = len(values)
-        self._masks = values
+        # (no Python code in the critical section: the checks are done)
+        with cython.critical_section(self):
+            if not self._masks:
+                old = self._words
+                self._words = words
+                self._ncommands = n
+                self._masks = values
+                taken = True
+        if not taken:  # another thread set them meanwhile
+            PyMem_Free(words)
+            raise TypeError("the masks of a table are set once, when it is built")
+        PyMem_Free(old)
 
     @property
     def masks(self):
@@ -1089,17 +1271,33 @@ cdef class CodeMasks:
             return False
         return _mask_has(self._words, command, code)
 
-    def allows(self, Py_ssize_t command, long code):
-        """Whether ``command`` may be answered by ``code`` (one shift, one AND)."""
-        if <size_t>command >= <size_t>self._ncommands:
+    cdef Py_ssize_t _index(self, object command) except -1:
+        """A command number of this table (TypeError for anything but an
+        int, ValueError for a number out of range)."""
+        cdef long value
+        cdef int overflow
+        if not isinstance(command, int) or isinstance(command, bool):
+            raise TypeError(f"a command number must be an int, not {type(command).__name__}")
+        value = PyLong_AsLongAndOverflow(command, &overflow)
+        if overflow or value < 0 or value >= self._ncommands:
             raise ValueError(f"no command number {command} in this table")
-        return self._allows(command, code)
+        return value
+
+    def allows(self, command, code):
+        """Whether ``command`` may be answered by ``code`` (one shift, one AND).
+
+        ``command`` must be a command number of this table (an int:
+        :class:`TypeError` otherwise, :class:`ValueError` when out of range);
+        ``code`` must be an int (:class:`TypeError` for a float or a bool),
+        and one outside 0-999 is allowed by no command."""
+        cdef Py_ssize_t index = self._index(command)
+        return self._allows(index, _code_number(code))
 
     def check_all(self, commands, replies):
         """:meth:`allows` for each (command, reply) pair, in order; a reply
         may be a :class:`Reply` or a code.  Both must be equally long."""
-        cdef list cmds = commands if type(commands) is list else list(commands)
-        cdef list reps = replies if type(replies) is list else list(replies)
+        cdef list cmds = list(commands)
+        cdef list reps = list(replies)
         cdef Py_ssize_t i, n = len(cmds)
         cdef Py_ssize_t command
         cdef long code
@@ -1111,56 +1309,58 @@ cdef class CodeMasks:
             )
         out = [None] * n
         for i in range(n):
-            command = cmds[i]
-            if <size_t>command >= <size_t>self._ncommands:
-                raise ValueError(f"no command number {command} in this table")
+            command = self._index(cmds[i])
             code = _code_of(reps[i])
             out[i] = True if self._allows(command, code) else False
         return out
 
-    def unexpected(self, commands, replies, Py_ssize_t start=0):
+    def unexpected(self, commands, replies, start=0):
         """The positions in ``replies`` whose code ``commands`` does not
         allow, pairing ``replies[i]`` with ``commands[start + i]`` (a running
         command log and the replies of one read).  Empty when all is well."""
-        cdef list reps = replies if type(replies) is list else list(replies)
-        cdef Py_ssize_t i, n = len(reps)
+        cdef list reps = list(replies)
+        cdef Py_ssize_t i, n = len(reps), first, size
         cdef Py_ssize_t command
         cdef long code
         cdef list out = []
-        if start < 0:
-            raise ValueError(f"start must not be negative, got {start}")
-        if start + n > len(commands):
-            raise ValueError(
-                f"unexpected() needs a command for every reply: {n} replies "
-                f"from position {start}, {len(commands)} commands"
-            )
-        cdef bint is_list = type(commands) is list
         cdef const unsigned char* numbers = NULL
         cdef Py_buffer view
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise TypeError(f"start must be an int, not {type(start).__name__}")
+        if start < 0:
+            raise ValueError(f"start must not be negative, got {start}")
         if type(commands) is bytearray or type(commands) is bytes:
             # A log of command numbers, one byte each: the fastest form.
             PyObject_GetBuffer(commands, &view, PyBUF_SIMPLE)
             try:
+                size = view.len  # what is held now (a bytearray cannot shrink meanwhile)
+                if start + n > size:
+                    raise ValueError(
+                        f"unexpected() needs a command for every reply: {n} replies "
+                        f"from position {start}, {size} commands"
+                    )
+                first = start
                 numbers = <const unsigned char*>view.buf
                 for i in range(n):
-                    command = numbers[start + i]
+                    command = numbers[first + i]
                     if command >= self._ncommands:
                         raise ValueError(f"no command number {command} in this table")
-                    code = _code_of(<object>PyList_GET_ITEM(reps, i))
+                    code = _code_of(reps[i])
                     if not self._allows(command, code):
                         out.append(i)
             finally:
                 PyBuffer_Release(&view)
             return out
+        size = len(commands)
+        if start + n > size:
+            raise ValueError(
+                f"unexpected() needs a command for every reply: {n} replies "
+                f"from position {start}, {size} commands"
+            )
+        first = start
         for i in range(n):
-            if is_list:
-                command = PyLong_AsSsize_t(<object>PyList_GET_ITEM(commands, start + i))
-            else:
-                command = commands[start + i]
-            if <size_t>command >= <size_t>self._ncommands:
-                raise ValueError(f"no command number {command} in this table")
-            code = _code_of(<object>PyList_GET_ITEM(reps, i))
+            command = self._index(commands[first + i])
+            code = _code_of(reps[i])
             if not self._allows(command, code):
                 out.append(i)
         return out
-

@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import functools
 import re
+import sys
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
 from .errors import (
@@ -33,6 +35,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from .classification import Classification
     from .enhanced import EnhancedStatus
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -50,6 +53,7 @@ _STRICT_FIRST = frozenset(b"2345")
 _STRICT_SECOND = frozenset(b"012345")
 
 _enhanced_parse: Any = None
+_classify: Any = None
 
 
 def _reply_types() -> tuple[type, ...]:
@@ -62,6 +66,10 @@ class Reply:
     ``Reply(250, (b"mx.example.org", b"PIPELINING"))`` builds one by hand;
     the parser builds them from the wire.  Replies are immutable, hashable,
     comparable and picklable; the text is kept exactly as it was received.
+    Calling ``__init__`` again on a reply raises :class:`TypeError`.
+
+    The one difference between the implementations: the compiled ``Reply``
+    cannot be subclassed, this one can (portable code wraps a reply instead).
     """
 
     __slots__ = ("_code", "_lines", "_raw")
@@ -71,6 +79,12 @@ class Reply:
     _raw: bytes | None  # None: made by hand
 
     def __init__(self, code: int, lines: Iterable[bytes]) -> None:
+        try:
+            self._code
+        except AttributeError:
+            pass  # a new reply
+        else:
+            raise TypeError(_REPLY_IMMUTABLE)
         self._code, self._lines = _check_reply_args(code, lines)
         self._raw = None
 
@@ -160,10 +174,27 @@ class Reply:
         result: EnhancedStatus | None = _enhanced_parse(self._code, self.lines[0])
         return result
 
+    def classify(self, command: Any = None, *, provider: str | None = None) -> Classification:
+        """What this reply means for the sender:
+        :func:`fastreply.classify` ``(self, command, provider=provider)``."""
+        global _classify
+        if _classify is None:
+            from .classification import classify
+
+            _classify = classify
+        result: Classification = _classify(self, command, provider=provider)
+        return result
+
     def to_bytes(self) -> bytes:
         """The reply in canonical wire form: CRLF line ends, ``-`` on every
         line but the last, no separator after a bare code."""
         return _canonical(self._code, self.lines)
+
+    def _smtplib_pair(self) -> tuple[int, bytes]:
+        """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
+        reply: the text of each line stripped of spaces, tabs, CR and LF,
+        joined by LF."""
+        return self._code, b"\n".join([line.strip(b" \t\r\n") for line in self.lines])
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, _reply_types()):
@@ -190,6 +221,8 @@ class Reply:
 
 
 _REPLY_TYPES: tuple[type, ...] = (Reply,)
+
+_REPLY_IMMUTABLE = "a Reply is immutable: __init__ cannot be called again on it"
 
 
 def _set_reply_types(types: tuple[type, ...]) -> None:
@@ -253,11 +286,24 @@ class ReplyParser:
     :class:`~fastreply.errors.IncompleteReply` if a reply was cut short.
 
     Args:
-        max_line_length: longest accepted line, counted with its line end.
-        max_reply_lines: most lines accepted in one reply.
+        max_line_length: longest accepted line, counted with its line end
+            (at least 4; a value above ``sys.maxsize`` is taken as
+            ``sys.maxsize``, which no buffer can reach).
+        max_reply_lines: most lines accepted in one reply (at least 1; the
+            same cap).
         strict: follow RFC 5321 exactly (CRLF only, reply codes 200-559 per
             the ABNF, the same code on every line of a reply).
+
+    Threads: each method runs whole, under the parser's own lock, so a
+    parser shared by threads never breaks (the compiled parser holds a
+    critical section instead); which thread's bytes come first is still
+    the callers' business.  A parser is one stream's state: it cannot be
+    pickled or copied (:class:`TypeError`), make a new one with the same
+    options.  Unlike the compiled ``ReplyParser``, this class can be
+    subclassed (portable code wraps a parser instead).
     """
+
+    _lock: threading.Lock
 
     __slots__ = (
         "_max_line_length",
@@ -273,6 +319,7 @@ class ReplyParser:
         "_last_code",
         "_error",
         "_fast",
+        "_lock",
     )
 
     def __init__(
@@ -282,11 +329,20 @@ class ReplyParser:
         max_reply_lines: int = DEFAULT_MAX_REPLY_LINES,
         strict: bool = False,
     ) -> None:
-        self._max_line_length = _check_limit("max_line_length", max_line_length, 4)
-        self._max_reply_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
-        self._strict = bool(strict)
-        self._fast = _fast_path(self._max_line_length, self._max_reply_lines, self._strict)
-        self.reset()
+        max_line = _check_limit("max_line_length", max_line_length, 4)
+        max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        strict = bool(strict)
+        lock: threading.Lock
+        try:
+            lock = self._lock  # __init__ called again: the same lock
+        except AttributeError:
+            lock = self._lock = threading.Lock()
+        with lock:
+            self._max_line_length = max_line
+            self._max_reply_lines = max_lines
+            self._strict = strict
+            self._fast = _fast_path(max_line, max_lines, strict)
+            self._reset()
 
     @property
     def max_line_length(self) -> int:
@@ -303,15 +359,21 @@ class ReplyParser:
     @property
     def buffered(self) -> int:
         """How many bytes are held, waiting for the rest of a reply."""
-        return len(self._buf)
+        with self._lock:
+            return len(self._buf)
 
     @property
     def offset(self) -> int:
         """Stream offset of the next byte to be fed (bytes fed since reset)."""
-        return self._offset + len(self._buf)
+        with self._lock:
+            return self._offset + len(self._buf)
 
     def reset(self) -> None:
         """Forget everything: buffered bytes, offsets and any error."""
+        with self._lock:
+            self._reset()
+
+    def _reset(self) -> None:
         self._buf = bytearray()
         self._offset = 0  # stream offset of self._buf[0]
         self._reply_start = 0  # start of the reply being read, in self._buf
@@ -327,7 +389,8 @@ class ReplyParser:
         """Parse ``data`` (the next bytes of the stream) and return the replies
         it completed, in order.  An incomplete reply stays buffered."""
         replies: list[Reply] = []
-        self._feed(data, replies)
+        with self._lock:
+            self._feed(data, replies)
         return replies
 
     def feed_codes(self, data: bytes | bytearray | memoryview) -> list[int]:
@@ -336,7 +399,8 @@ class ReplyParser:
         no :class:`Reply` objects)."""
         replies: list[Reply] = []
         try:
-            self._feed(data, replies)
+            with self._lock:
+                self._feed(data, replies)
         except ReplyError as exc:
             exc.replies = [reply.code for reply in exc.replies]
             raise
@@ -354,38 +418,56 @@ class ReplyParser:
         those whose code their command does not allow.
 
         ``commands`` is the log of the commands sent, as command numbers (a
-        ``bytearray`` of them is the fastest form), and ``commands[start]``
+        ``bytearray`` of them is the fastest form; any sequence of ints
+        works: a list, a ``collections.deque``, an ``array.array`` of any
+        type code, a one-dimensional memoryview), and ``commands[start]``
         the command the first reply of this call answers (the count of
         replies received before it, usually).  A reply past the end of the
         log answers no command sent: it is unexpected too.
 
-        The log is checked before any byte is parsed (``ValueError`` for a
-        number that is no command of the table), so an error there loses
-        nothing.  A :class:`~fastreply.errors.ReplyError` carries the replies
-        completed before it, unchecked, as :meth:`feed`'s does.
+        The part of the log this call can use (a reply has at least 4
+        bytes) is read once, item by item, and checked before any byte is
+        parsed: ``ValueError`` for a number that is no command of the table,
+        or for a log whose ``len()`` promised more items than it gave, so an
+        error there loses nothing.  A :class:`~fastreply.errors.ReplyError`
+        carries the replies completed before it, unchecked, as :meth:`feed`'s
+        does.
         """
         _check_data(data)
         size = data.nbytes if isinstance(data, memoryview) else len(data)
         # A reply has at least 4 bytes ("250\n"): this feed completes at most
         # this many, and needs no more of the log.
-        _check_log(table, commands, start, (self.buffered + size) // 4)
+        _, window = _log_window(table, commands, start, (self.buffered + size) // 4)
         replies = self.feed(data)
-        logged = len(commands) - start
+        logged = len(window)
         allows = table.allows
         return replies, [
             i
             for i, reply in enumerate(replies)
-            if i >= logged or not allows(commands[start + i], reply.code)
+            if i >= logged or not allows(window[i], reply.code)
         ]
 
     def close(self) -> None:
         """Declare the end of the stream; raise
         :class:`~fastreply.errors.IncompleteReply` if a reply was cut short."""
+        with self._lock:
+            self._close()
+
+    def __reduce__(self) -> Any:
+        raise TypeError(_NO_COPY)
+
+    def __copy__(self) -> Any:
+        raise TypeError(_NO_COPY)
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        raise TypeError(_NO_COPY)
+
+    def _close(self) -> None:
         if self._error is not None:
             raise self._stopped()
         if self._buf:
             buffered = len(self._buf)
-            fed_until = self.offset
+            fed_until = self._offset + buffered
             try:
                 self._fail(
                     IncompleteReply,
@@ -435,7 +517,7 @@ class ReplyParser:
         _check_data(data)
         if not isinstance(data, bytes):
             data = bytes(data)  # also flattens a non-contiguous memoryview
-        fed_until = self.offset + len(data)
+        fed_until = self._offset + len(self._buf) + len(data)
         try:
             self._parse(data, replies)
         except ReplyError:
@@ -661,44 +743,73 @@ def _check_data(data: object) -> None:
         )
 
 
-def _check_log(table: Any, commands: Sequence[int], start: int, most: int) -> int:
-    """Check the arguments of ``feed_checked()`` and the part of the command
-    log that a feed completing at most ``most`` replies may use; return how
-    many commands ``table`` knows."""
+def _check_log_args(table: Any, commands: object, start: object) -> int:
+    """Check the arguments of ``feed_checked()`` other than the data (in the
+    order both implementations check them); return how many commands
+    ``table`` knows."""
     try:
         known = len(table.masks)  # a table of either implementation
     except AttributeError:
         raise TypeError(f"table must be a ReplyTable, not {type(table).__name__}") from None
-    if isinstance(commands, (str, memoryview)) or not isinstance(commands, Sequence):
+    if isinstance(commands, str) or not isinstance(commands, Sequence):
         raise TypeError(
             "commands must be a sequence of command numbers (a bytearray, say), "
             f"not {type(commands).__name__}"
+        )
+    if isinstance(commands, memoryview) and commands.ndim != 1:
+        raise TypeError(
+            "commands must be a one-dimensional sequence of command numbers, "
+            f"not a {commands.ndim}-dimensional memoryview"
         )
     if isinstance(start, bool) or not isinstance(start, int):
         raise TypeError(f"start must be an int, not {type(start).__name__}")
     if start < 0:
         raise ValueError(f"start must not be negative, got {start}")
-    stop = start + most
-    if isinstance(commands, (bytes, bytearray)):
-        found = _not_below(known).search(commands, start, stop)
-        index = -1 if found is None else found.start()
-    else:
-        index = next(
-            (
-                i
-                for i in range(start, min(stop, len(commands)))
-                if isinstance(commands[i], bool)
-                or not isinstance(commands[i], int)
-                or not 0 <= commands[i] < known
-            ),
-            -1,
-        )
-    if index >= 0:
-        raise ValueError(
-            f"commands[{index}] is {commands[index]!r}, not a command number of this "
-            f"table (0-{known - 1})"
-        )
     return known
+
+
+def _not_a_command(index: int, item: object, known: int) -> ValueError:
+    return ValueError(
+        f"commands[{index}] is {item!r}, not a command number of this table (0-{known - 1})"
+    )
+
+
+def _log_ended(index: int, size: int) -> ValueError:
+    return ValueError(
+        f"commands[{index}] raised IndexError, but len(commands) is {size}: the log "
+        "changed while it was read, or its len() is wrong"
+    )
+
+
+def _log_window(
+    table: Any, commands: Sequence[int], start: int, most: int
+) -> tuple[int, Sequence[int]]:
+    """The part of the command log a ``feed_checked()`` completing at most
+    ``most`` replies may use, ``commands[start:start + most]``, read once and
+    checked; return how many commands ``table`` knows, and that window.
+
+    The window is built from what the log gives, item by item, never from
+    what its ``len()`` promises: replies past its end answer no command.  A
+    ``bytes`` or ``bytearray`` log is sliced (its items are its bytes)."""
+    known = _check_log_args(table, commands, start)
+    if type(commands) is bytes or type(commands) is bytearray:
+        window = bytes(commands[start : start + most])
+        found = _not_below(known).search(window)
+        if found is not None:
+            index = found.start()
+            raise _not_a_command(start + index, window[index], known)
+        return known, window
+    size = len(commands)
+    items = []
+    for index in range(start, min(size, start + most)):
+        try:
+            item = commands[index]
+        except IndexError:
+            raise _log_ended(index, size) from None
+        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < known:
+            raise _not_a_command(index, item, known)
+        items.append(item)
+    return known, items
 
 
 @functools.lru_cache(maxsize=8)
@@ -710,11 +821,20 @@ def _not_below(known: int) -> re.Pattern[bytes]:
 
 
 def _check_limit(name: str, value: object, minimum: int) -> int:
+    """A limit as both implementations keep it: at least ``minimum``, and
+    at most ``sys.maxsize`` (a bigger one is taken as that: no buffer can
+    hold more bytes or lines)."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
     if value < minimum:
         raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return value
+    return min(value, sys.maxsize)
+
+
+_NO_COPY = (
+    "a ReplyParser cannot be pickled or copied: it holds the state of one stream "
+    "(make a new one with the same options)"
+)
 
 
 def _first_line(buf: bytearray, start: int) -> bytes:
@@ -757,10 +877,19 @@ class CodeMasks:
         return self._masks
 
     def allows(self, command: int, code: int) -> bool:
-        """Whether ``command`` may be answered by ``code`` (one shift, one AND)."""
+        """Whether ``command`` may be answered by ``code`` (one shift, one AND).
+
+        ``command`` must be a command number of this table (an int:
+        :class:`TypeError` otherwise, :class:`ValueError` when out of range);
+        ``code`` must be an int (:class:`TypeError` for a float or a bool),
+        and one outside 0-999 is allowed by no command."""
         masks = self._masks
+        if isinstance(command, bool) or not isinstance(command, int):
+            raise TypeError(f"a command number must be an int, not {type(command).__name__}")
         if not 0 <= command < len(masks):
             raise ValueError(f"no command number {command} in this table")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise TypeError(f"a reply code must be an int, not {type(code).__name__}")
         return 0 <= code < MASK_CODES and bool(masks[command] >> code & 1)
 
     def check_all(self, commands: Iterable[int], replies: Iterable[Any]) -> list[bool]:
@@ -773,15 +902,14 @@ class CodeMasks:
                 f"check_all() needs one command per reply, got {len(commands)} "
                 f"commands and {len(replies)} replies"
             )
-        return [
-            self.allows(command, reply if isinstance(reply, int) else reply.code)
-            for command, reply in zip(commands, replies)
-        ]
+        return [self.allows(command, _reply_code(reply)) for command, reply in zip(commands, replies)]
 
     def unexpected(self, commands: Sequence[int], replies: Iterable[Any], start: int = 0) -> list[int]:
         """The positions in ``replies`` whose code ``commands`` does not
         allow, pairing ``replies[i]`` with ``commands[start + i]`` (a running
         command log and the replies of one read).  Empty when all is well."""
+        if isinstance(start, bool) or not isinstance(start, int):
+            raise TypeError(f"start must be an int, not {type(start).__name__}")
         if start < 0:
             raise ValueError(f"start must not be negative, got {start}")
         replies = list(replies)
@@ -793,6 +921,18 @@ class CodeMasks:
         return [
             i
             for i, reply in enumerate(replies)
-            if not self.allows(commands[start + i], reply if isinstance(reply, int) else reply.code)
+            if not self.allows(commands[start + i], _reply_code(reply))
         ]
+
+
+def _reply_code(reply: Any) -> Any:
+    """The code of a reply given as a Reply (of either implementation) or an int."""
+    if isinstance(reply, int):
+        return reply
+    try:
+        return reply.code
+    except AttributeError:
+        raise TypeError(
+            f"a reply must be a Reply or an int code, not {type(reply).__name__}"
+        ) from None
 

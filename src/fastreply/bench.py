@@ -44,7 +44,7 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__, corpus as _corpus
 from ._parser import IMPLEMENTATION, ReplyParser, ReplyParserC, ReplyParserPy
@@ -95,6 +95,53 @@ class Candidate:
 
 # -- the implementations ------------------------------------------------------
 
+#: ``chunk_size`` meaning one reply a read (``--chunk-size reply``): what a
+#: client reads when the server answers one command at a time.
+PER_REPLY = 0
+
+
+def _reads(corpus: _corpus.Corpus, chunk_size: int) -> Callable[[], Iterator[bytes]]:
+    """What successive socket reads return, each a new ``bytes`` object as
+    ``recv()`` makes: ``chunk_size`` bytes a read, or one reply a read."""
+    if chunk_size == PER_REPLY:
+        replies = [e.reply for e in corpus.exchanges]
+
+        def per_reply() -> Iterator[bytes]:
+            for reply in replies:
+                yield bytes(bytearray(reply))  # (a copy: a read makes new bytes)
+
+        return per_reply
+    data = corpus.data
+
+    def chunked() -> Iterator[bytes]:
+        read = io.BytesIO(data).read
+        while chunk := read(chunk_size):
+            yield chunk
+
+    return chunked
+
+
+class _RawReads(io.RawIOBase):
+    """The raw stream under smtplib's buffered reader (a socket's is Python
+    too: ``SocketIO.readinto``): each ``readinto`` returns one read of
+    ``reads``, or as much of it as fits."""
+
+    def __init__(self, reads: Iterator[bytes]) -> None:
+        self._reads = reads
+        self._rest = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._rest
+        if not data:
+            data = next(self._reads, b"")
+        size = min(len(buffer), len(data))
+        buffer[:size] = data[:size]
+        self._rest = data[size:]
+        return size
+
 
 def _parser_feed(
     parser_cls: Any, *, codes_only: bool = False
@@ -102,14 +149,14 @@ def _parser_feed(
     """``feed()`` on socket-sized reads, or ``feed_codes()`` with ``codes_only``."""
 
     def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = corpus.chunks(chunk_size)
+        chunks = list(_reads(corpus, chunk_size)())
+        reads = _reads(corpus, chunk_size)
 
         def run() -> int:
             parser = parser_cls()
             feed = parser.feed_codes if codes_only else parser.feed
             n = 0
-            read = io.BytesIO(corpus.data).read  # a new bytes object a read, as recv()
-            while chunk := read(chunk_size):
+            for chunk in reads():
                 n += len(feed(chunk))
             parser.close()
             return n
@@ -143,7 +190,8 @@ def _validated(parser_cls: Any, tables: Any) -> Callable[[_corpus.Corpus, int], 
             return command_type.from_line(line) if line is not None else command_type.UNKNOWN
 
     def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = corpus.chunks(chunk_size)
+        chunks = list(_reads(corpus, chunk_size)())
+        reads = _reads(corpus, chunk_size)
         # What a pipelining tracker knows: the command each reply answers.
         # (A bytearray of command numbers: the form the C check reads fastest.)
         commands = bytearray(to_command(e.command, e.line) for e in corpus.exchanges)
@@ -153,8 +201,7 @@ def _validated(parser_cls: Any, tables: Any) -> Callable[[_corpus.Corpus, int], 
             feed_checked = parser.feed_checked  # the check inside the parse loop when compiled
             done = 0
             unexpected = 0
-            read = io.BytesIO(corpus.data).read  # a new bytes object a read, as recv()
-            while chunk := read(chunk_size):
+            for chunk in reads():
                 replies, bad = feed_checked(chunk, table, commands, done)
                 done += len(replies)
                 unexpected += len(bad)
@@ -211,20 +258,22 @@ def _smtp_getreply(smtp_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
     """``getreply()`` of ``smtplib.SMTP`` or a subclass, on an unconnected client
     whose socket and file read the stream from memory (no DNS, no network)."""
 
-    def client(data: bytes, chunk_size: int) -> Any:
+    def client(corpus: _corpus.Corpus, chunk_size: int) -> Any:
         smtp = smtp_cls(local_hostname="localhost")  # no getfqdn()
-        sock = _FakeSocket(data, chunk_size)
+        sock = _FakeSocket(corpus.data, chunk_size or 1)
         smtp.sock = sock
         # What connect() does: a buffered reader (8 KiB, as socket.makefile).
-        smtp.file = sock.makefile("rb")
+        if chunk_size == PER_REPLY:
+            smtp.file = io.BufferedReader(_RawReads(_reads(corpus, chunk_size)()))
+        else:
+            smtp.file = sock.makefile("rb")
         return smtp
 
     def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        data = corpus.data
         count = len(corpus.exchanges)
 
         def run() -> int:
-            smtp = client(data, chunk_size)
+            smtp = client(corpus, chunk_size)
             getreply = smtp.getreply
             for _ in range(count):
                 getreply()
@@ -233,7 +282,7 @@ def _smtp_getreply(smtp_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
         def codes() -> list[int]:
             import smtplib
 
-            smtp = client(data, chunk_size)
+            smtp = client(corpus, chunk_size)
             out = [smtp.getreply()[0] for _ in range(count)]
             try:
                 extra = smtp.getreply()
@@ -262,15 +311,15 @@ def _aiosmtplib() -> Callable[[_corpus.Corpus, int], Prepared]:
         return proto
 
     def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = corpus.chunks(chunk_size)
+        chunks = list(_reads(corpus, chunk_size)())
+        reads = _reads(corpus, chunk_size)
 
         def run() -> int:
             proto = protocol()
             buffer = proto._buffer
             response = proto._read_response_from_buffer
             n = 0
-            read = io.BytesIO(corpus.data).read  # a new bytes object a read, as recv()
-            while chunk := read(chunk_size):
+            for chunk in reads():
                 buffer.extend(chunk)
                 while response() is not None:
                     n += 1
@@ -691,8 +740,9 @@ def format_table(report: dict[str, Any]) -> str:
         f"fastreply {report['fastreply']} ({report['implementation']} implementation), "
         f"{report['python_implementation']} {report['python']}, {report['platform']}",
         f"corpus seed {settings['seed']}, {settings['size'] / 1e6:g} MB a workload, "
-        f"fed in {_bytes(settings['chunk_size'])} chunks; "
-        f"{settings['rounds']} rounds alternating the implementations; medians",
+        + ("one reply a read; " if settings["chunk_size"] == PER_REPLY
+           else f"fed in {_bytes(settings['chunk_size'])} chunks; ")
+        + f"{settings['rounds']} rounds alternating the implementations; medians",
         "",
     ]
     keys = [k for k in IMPLEMENTATIONS if k in settings["implementations"]]
@@ -842,6 +892,12 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _chunk_size(text: str) -> int:
+    if text.strip().lower() == "reply":
+        return PER_REPLY
+    return _positive_int(text)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``fastreply bench``."""
     p.add_argument(
@@ -866,10 +922,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--chunk-size",
-        type=_positive_int,
+        type=_chunk_size,
         default=DEFAULT_CHUNK,
         metavar="BYTES",
-        help=f"bytes per socket read fed to the parsers (default: {DEFAULT_CHUNK})",
+        help=f"bytes a socket read returns (default: {DEFAULT_CHUNK}), or 'reply': one "
+        "reply a read, as when a server answers one command at a time",
     )
     p.add_argument(
         "--min-time",
@@ -901,6 +958,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON ('-': stdout)")
     p.add_argument("--plot", metavar="FILE", help="also write a PNG bar chart (needs matplotlib)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress on stderr")
+    p.add_argument("--classify", action="store_true",
+                   help="measure fastreply.classify() against smtplib getreply() instead")
+
+
+def _unwritable(path: str) -> str | None:
+    """Why a file cannot be written at ``path``, or None if it can (as far
+    as can be told without creating it)."""
+    if os.path.isdir(path):
+        return "is a directory"
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        return f"no such directory: {folder}"
+    target = path if os.path.exists(path) else folder
+    if not os.access(target, os.W_OK):
+        return f"permission denied: {target}"
+    return None
 
 
 def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) -> int:
@@ -909,9 +982,24 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
     if args.plot and not have_matplotlib():
         print(f"fastreply bench: {PLOT_MISSING}", file=stderr)
         return 2
+    if getattr(args, "classify", False):
+        return _run_classify_bench(args, stdout, stderr)
     implementations = None
-    if args.implementations:
+    if args.implementations is not None:
         implementations = [x.strip() for x in args.implementations.split(",") if x.strip()]
+        if not implementations:
+            print(
+                f"fastreply bench: --implementations needs at least one of "
+                f"{', '.join(IMPLEMENTATIONS)}, got {args.implementations!r}",
+                file=stderr,
+            )
+            return 2
+    # Where the results go is checked before measuring, not after.
+    for option, path in (("--json", args.json), ("--plot", args.plot)):
+        problem = _unwritable(path) if path and path != "-" else None
+        if problem is not None:
+            print(f"fastreply bench: {option} {path}: {problem}", file=stderr)
+            return 2
     workloads = list(_corpus.WORKLOADS) if args.workload == "all" else [args.workload]
     try:
         report = run_bench(
@@ -939,10 +1027,41 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
     else:
         stdout.write(text)
         if args.json:
-            with open(args.json, "w", encoding="utf-8") as f:
-                json.dump(report, f, indent=2)
-                f.write("\n")
+            try:
+                with open(args.json, "w", encoding="utf-8") as f:
+                    json.dump(report, f, indent=2)
+                    f.write("\n")
+            except OSError as exc:  # checked before, but the disk may be full
+                print(f"fastreply bench: cannot write {args.json}: {exc.strerror}", file=stderr)
+                return 1
     if args.plot:
-        write_plot(report, args.plot)
+        try:
+            write_plot(report, args.plot)
+        except OSError as exc:
+            print(f"fastreply bench: cannot write {args.plot}: {exc.strerror}", file=stderr)
+            return 1
         print(f"fastreply bench: wrote {args.plot}", file=stderr)
+    return 0
+
+
+def _run_classify_bench(args: argparse.Namespace, stdout: Any, stderr: Any) -> int:
+    """``--classify``: classification cost against getreply() (fastreply._classify_bench)."""
+    from . import _classify_bench
+
+    section = _classify_bench.measure_classification(
+        rounds=args.rounds, min_time=args.min_time, seed=args.seed,
+        progress=Progress(stderr, quiet=args.quiet))
+    report = {"fastreply": __version__, "python": platform.python_version(),
+              "platform": platform.platform(), "classification": section}
+    text = _classify_bench.format_classification(section)
+    if args.json == "-":
+        print(text, file=stderr, end="")
+        json.dump(report, stdout, indent=2)
+        stdout.write("\n")
+        return 0
+    stdout.write(text)
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(report, f, indent=2)
+            f.write("\n")
     return 0

@@ -10,10 +10,12 @@ import argparse
 import json
 import sys
 import textwrap
+from collections import deque
 from typing import IO, TYPE_CHECKING, Callable, Sequence
 
 from . import IMPLEMENTATION, __version__
 from ._parser import ReplyParser
+from ._parser_py import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
 from .errors import ReplyError
 
 if TYPE_CHECKING:
@@ -25,10 +27,23 @@ Runner = Callable[[argparse.Namespace], int]
 READ_SIZE = 64 * 1024
 
 
+class _NoInput(Exception):
+    """The input cannot be opened (the message says why)."""
+
+
 def _open_input(path: str) -> IO[bytes]:
     if path == "-":
-        return sys.stdin.buffer
-    return open(path, "rb")
+        stdin = sys.stdin
+        if stdin is None or getattr(stdin, "closed", False):
+            raise _NoInput("standard input is closed")
+        buffer: IO[bytes] | None = getattr(stdin, "buffer", None)
+        if buffer is None:
+            raise _NoInput("standard input is not a byte stream")
+        return buffer
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        raise _NoInput(f"cannot open {path}: {exc.strerror}") from None
 
 
 def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -44,15 +59,18 @@ def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
     )
     p.add_argument("file", nargs="?", default="-", help="input file, '-' for stdin (default)")
     p.add_argument("--strict", action="store_true", help="apply RFC 5321 strictly")
-    p.add_argument("--max-line-length", type=int, default=8192, metavar="N")
-    p.add_argument("--max-reply-lines", type=int, default=1000, metavar="N")
+    p.add_argument("--max-line-length", type=int, default=DEFAULT_MAX_LINE_LENGTH, metavar="N")
+    p.add_argument("--max-reply-lines", type=int, default=DEFAULT_MAX_REPLY_LINES, metavar="N")
     p.add_argument(
         "--commands",
         metavar="FILE",
         help=(
-            "the client's command lines, one per reply in order (the first reply is "
-            "taken as the greeting; write '.' for the end of a message); each reply "
-            "then shows the command it answers and the table's verdict"
+            "the client's lines, in the order it sent them: commands, '.' for the end "
+            "of a message, SASL responses after AUTH's 334 (message text and BDAT "
+            "chunks left out). Each reply then shows the command it answers and the "
+            "table's verdict. Lines are taken one at a time, when a reply needs one, "
+            "so that AUTH, DATA, BDAT and LMTP are followed as replies arrive; the "
+            "first reply is taken as the greeting"
         ),
     )
     p.add_argument(
@@ -67,6 +85,8 @@ def _add_parse(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
         help="with --commands: the stream does not start with the server's greeting",
     )
     p.add_argument("--lmtp", action="store_true", help="with --commands: LMTP (RFC 2033) rules")
+    p.add_argument("--classify", action="store_true",
+                   help="add what each reply means for the sender (fastreply.classify)")
     p.set_defaults(run=_run_parse)
 
 
@@ -82,8 +102,8 @@ def _reply_json(reply: object, offset: int) -> dict[str, object]:
     }
 
 
-def _make_tracker(args: argparse.Namespace) -> ReplyTracker | None:
-    """The tracker for ``--commands``, told every command line of the file."""
+def _make_tracker(args: argparse.Namespace) -> tuple[ReplyTracker, deque[bytes]] | None:
+    """The tracker for ``--commands`` and the command lines it will be told."""
     from .tables import DEFAULT_TABLE, get_table
     from .tracker import ReplyTracker
 
@@ -98,22 +118,49 @@ def _make_tracker(args: argparse.Namespace) -> ReplyTracker | None:
             lines = handle.read().splitlines()
     except OSError as exc:
         raise ValueError(f"cannot open {args.commands}: {exc.strerror}") from None
-    for line in lines:
-        if line.strip():
+    return tracker, deque(lines)
+
+
+def _tell(tracker: ReplyTracker, lines: deque[bytes], everything: bool = False) -> None:
+    """Tell the tracker the client's lines a reply is about to need, as the
+    client sent them: one when no command waits for a reply (after AUTH's
+    334 that is the SASL response), and the final "." of a message whose
+    end of data the tracker already expects.  Blank lines are skipped but
+    as a SASL response.  ``everything``: the lines left at the end."""
+    from .commands import Command
+
+    while lines:
+        if tracker.pending and not everything:
+            if not tracker.end_of_data_untold:
+                return  # the next reply answers a command already told
+            if Command.from_line(lines[0]) is not Command.DATA_END:
+                return  # it answers the end of data; the next line comes later
+        line = lines.popleft()
+        if line.strip() or tracker.sasl_response_next:
             tracker.sent(line)
-    return tracker
 
 
 def _run_parse(args: argparse.Namespace) -> int:
+    return _run_stream(args, "parse")
+
+
+def _run_stream(args: argparse.Namespace, name: str) -> int:
+    """``fastreply parse`` and ``fastreply classify``: read the reply stream,
+    print a JSON object per reply (with its command and verdict when the
+    client's lines are given, with its classification when asked for)."""
+    classifying = name == "classify" or getattr(args, "classify", False)
+    provider = getattr(args, "provider", None)
     try:
         parser = ReplyParser(
-            max_line_length=args.max_line_length,
-            max_reply_lines=args.max_reply_lines,
-            strict=args.strict,
+            max_line_length=getattr(args, "max_line_length", DEFAULT_MAX_LINE_LENGTH),
+            max_reply_lines=getattr(args, "max_reply_lines", DEFAULT_MAX_REPLY_LINES),
+            strict=getattr(args, "strict", False),
         )
-        tracker = _make_tracker(args)
+        tracking = _make_tracker(args)
+        if provider is not None:
+            _classification_json((250, b""), None, provider)  # check it once
     except (TypeError, ValueError) as exc:
-        print(f"fastreply parse: {exc}", file=sys.stderr)
+        print(f"fastreply {name}: {exc}", file=sys.stderr)
         return 2
     out = sys.stdout
     offset = 0
@@ -123,35 +170,52 @@ def _run_parse(args: argparse.Namespace) -> int:
         nonlocal offset, unexpected
         for reply in replies:
             row = _reply_json(reply, offset)
-            if tracker is not None:
+            command = None
+            if tracking is not None:
+                tracker, lines = tracking
+                _tell(tracker, lines)
                 item = tracker.received(reply)  # type: ignore[arg-type]
-                row["command"] = item.command.name if item.command is not None else None
-                row["verdict"] = item.verdict.status if item.verdict is not None else (
-                    "unsolicited"
-                )
+                command = item.command
+                row["command"] = command.name if command is not None else None
+                if name == "parse":
+                    row["verdict"] = item.verdict.status if item.verdict is not None else (
+                        "unsolicited"
+                    )
                 unexpected += not item.expected
+            if classifying:
+                row.update(_classification_json(reply, command, provider))
             out.write(json.dumps(row, ensure_ascii=True) + "\n")
             offset += len(reply.raw)  # type: ignore[attr-defined]
 
     try:
         stream = _open_input(args.file)
-    except OSError as exc:
-        print(f"fastreply parse: cannot open {args.file}: {exc.strerror}", file=sys.stderr)
+    except _NoInput as exc:
+        print(f"fastreply {name}: {exc}", file=sys.stderr)
         return 2
+    read = 0
     try:
         with stream:
             while True:
-                chunk = stream.read(READ_SIZE)
+                try:
+                    chunk = stream.read(READ_SIZE)
+                except OSError as exc:
+                    out.flush()
+                    print(f"fastreply {name}: {args.file}: read error after {read} bytes: "
+                          f"{exc.strerror or exc}", file=sys.stderr)
+                    return 1
                 if not chunk:
                     break
+                read += len(chunk)
                 emit(parser.feed(chunk))
             parser.close()
     except ReplyError as exc:
         emit(exc.replies)
         out.flush()
-        print(f"fastreply parse: {args.file}: {exc}", file=sys.stderr)
+        print(f"fastreply {name}: {args.file}: {exc}", file=sys.stderr)
         return 1
-    if tracker is not None:
+    if tracking is not None and name == "parse":
+        tracker, lines = tracking
+        _tell(tracker, lines, everything=True)
         if unexpected:
             print(f"fastreply parse: {unexpected} replies not expected by table "
                   f"{tracker.table.name}", file=sys.stderr)
@@ -160,6 +224,43 @@ def _run_parse(args: argparse.Namespace) -> int:
             print(f"fastreply parse: {len(tracker.pending)} commands got no reply: {names}",
                   file=sys.stderr)
     return 0
+
+
+def _classification_json(reply: object, command: object, provider: str | None = None
+                          ) -> dict[str, object]:
+    """The fields of ``fastreply.classify(reply, command)`` for a JSON row."""
+    from .classification import classify
+
+    return dict(classify(reply, command, provider=provider)._asdict())
+
+
+def _add_classify(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = subparsers.add_parser(
+        "classify",
+        help="say what each reply of a raw reply stream means for the sender (JSON lines)",
+        description=(
+            "Read a raw stream of SMTP replies (as a server sends them) and print one "
+            "JSON object per reply: its offset, code and lines, and what it means for "
+            "the sender: category, action, scope, retry_after (seconds), provider and "
+            "the rule that decided. With --commands each reply is classified for the "
+            "command it answers. Malformed input ends with a message naming the "
+            "offset, exit status 1."
+        ),
+    )
+    p.add_argument("file", nargs="?", default="-", help="input file, '-' for stdin (default)")
+    p.add_argument("--commands", metavar="FILE",
+                   help="the client's command lines, one per reply in order (the first "
+                   "reply is taken as the greeting; write '.' for the end of a message)")
+    p.add_argument("--no-greeting", action="store_true",
+                   help="with --commands: the stream does not start with the greeting")
+    p.add_argument("--provider", metavar="NAME|HOST", default=None,
+                   help="the provider (google, microsoft, ...) or MX host the replies "
+                   "came from (default: recognised from each reply)")
+    p.set_defaults(run=_run_classify, table=None, lmtp=False)
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    return _run_stream(args, "classify")
 
 
 def _add_table(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -224,14 +325,55 @@ def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[
             "fastreply's compiled and pure-Python parsers, smtplib.SMTP.getreply(), "
             "aiosmtplib (when installed) and fastreply's smtplib drop-in, in rounds "
             "that alternate the implementations; print median replies/s, MB/s, "
-            "ns per reply and the ratio to smtplib. Progress goes to stderr."
+            "ns per reply and the ratio to smtplib. Progress goes to stderr. "
+            "With --e2e: send mail end to end instead (see below)."
         ),
     )
     bench.add_arguments(p)
+    _add_e2e_arguments(p)
     p.set_defaults(run=_run_bench)
 
 
+def _add_e2e_arguments(p: argparse.ArgumentParser) -> None:
+    """``fastreply bench --e2e`` (fastreply._bench.e2e, imported only when it runs;
+    it checks these values itself).  --json, --plot and -q are shared."""
+    g = p.add_argument_group(
+        "end to end (--e2e)",
+        "Send mail to a real server instead: smtplib, fastreply.smtplib, aiosmtplib, "
+        "fastreply.aio.SMTPPool and Postfix's smtp-source, to Postfix's smtp-sink on "
+        "127.0.0.1 (started and stopped by the benchmark) or to --server; prints msg/s "
+        "and client CPU a message. Of the parsing options above only --json, --plot and "
+        "-q apply.",
+    )
+    g.add_argument("--e2e", action="store_true", help="run the end-to-end benchmark")
+    g.add_argument("--server", metavar="HOST:PORT",
+                   help="send to this server (it must accept every message) instead of "
+                   "starting smtp-sink; loopback only unless --allow-remote")
+    g.add_argument("--allow-remote", action="store_true",
+                   help="allow a --server that is not on loopback")
+    g.add_argument("--messages", default="10000", metavar="N",
+                   help="messages each client sends (default 10000)")
+    g.add_argument("--connections", default="100", metavar="C",
+                   help="connections of aiosmtplib, the pool and smtp-source (default 100; "
+                   "smtplib and the drop-in use one)")
+    g.add_argument("--e2e-rounds", default="3", metavar="N",
+                   help="rounds, each sending with every client once in rotating order; "
+                   "medians are reported (default 3)")
+    g.add_argument("--latency", nargs="?", const="1,10,50", metavar="MS,...",
+                   help="also run each client on one connection through a delaying proxy "
+                   "adding these round trips (default 1,10,50)")
+    g.add_argument("--latency-messages", metavar="N",
+                   help="messages a client sends at each round trip (default: 500 / round "
+                   "trip in ms, 10 to 500)")
+    g.add_argument("--clients", metavar="LIST",
+                   help="comma-separated subset of stdlib, dropin, aiosmtplib, pool, smtp-source")
+
+
 def _run_bench(args: argparse.Namespace) -> int:
+    if args.e2e:
+        from ._bench import e2e
+
+        return e2e.run_cli(args)
     from . import bench
 
     return bench.run_cli(args)
@@ -249,6 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_parse(subparsers)
+    _add_classify(subparsers)
     _add_table(subparsers)
     _add_bench(subparsers)
     return parser

@@ -21,7 +21,13 @@ __all__ = ["Command"]
 
 class Command(enum.IntEnum):
     """What a reply answers.  The values are dense (0 to ``len(Command) - 1``)
-    so that tables can index arrays with them."""
+    so that tables can index arrays with them.
+
+    Every member is true, ``CONNECT`` included although its value is 0 (it
+    still equals 0 and indexes as 0): ``if item.command:`` tells a reply that
+    answers a command, the greeting too, from an unsolicited one, whose
+    command is None.  Test ``is None`` or compare with a member, never the
+    value's truth."""
 
     CONNECT = 0  #: the greeting, sent when the connection opens
     HELO = 1
@@ -47,6 +53,9 @@ class Command(enum.IntEnum):
     AUTH = 21  #: RFC 4954 (the command and its continuation lines)
     ETRN = 22  #: RFC 1985
     UNKNOWN = 23  #: anything else: a verb no table knows
+
+    def __bool__(self) -> bool:
+        return True
 
     @classmethod
     def from_line(cls, line: bytes | bytearray | memoryview | str) -> Command:

@@ -346,8 +346,15 @@ _SEEN_MAX = 4096
 def _registry_key(code: str | bytes | EnhancedStatus) -> tuple[int, int]:
     if isinstance(code, EnhancedStatus):
         return (code.subject, code.detail)
-    string = code.decode("ascii", "replace") if isinstance(code, bytes) else code
-    match = _REGISTRY_FORM.match(string) if isinstance(string, str) else None
+    if isinstance(code, (bytes, bytearray, memoryview)):
+        string = bytes(code).decode("ascii", "replace")
+    elif isinstance(code, str):
+        string = code
+    else:
+        raise TypeError(
+            f"a status code must be a str, bytes or EnhancedStatus, not {type(code).__name__}"
+        )
+    match = _REGISTRY_FORM.match(string)
     if match is None:
         raise ValueError(f"not an RFC 3463 status code (or X.subject.detail): {code!r}")
     return (int(match.group(2)), int(match.group(3)))
@@ -357,7 +364,8 @@ def lookup(code: str | bytes | EnhancedStatus) -> RegistryEntry | None:
     """The registry entry for a status code: ``"5.1.1"``, ``"X.1.1"`` or an
     :class:`EnhancedStatus`; None when it is not registered.  The class does
     not matter (the registry lists each code for all classes).  Raise
-    :class:`ValueError` when ``code`` is not a status code at all.
+    :class:`ValueError` when ``code`` is a string that is not a status code,
+    :class:`TypeError` when it is no string at all (``None``, an int).
 
     >>> lookup("4.7.1").title
     'Delivery not authorized, message refused'

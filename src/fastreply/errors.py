@@ -55,9 +55,12 @@ class ReplyError(ValueError):
         return f"{self.reason} at offset {self.offset}: {shown}"
 
     def __reduce__(self) -> tuple[Any, ...]:
+        # The attributes too (``truncated``, notes): a copy says what the
+        # original said.
         return (
             _rebuild,
             (type(self), self.reason, self.offset, self.line, self.replies),
+            dict(self.__dict__),
         )
 
 

@@ -36,11 +36,14 @@ What it knows about the protocol:
 from __future__ import annotations
 
 from collections import deque
-from typing import Any, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
 from ._parser import Reply, ReplyParser
 from .commands import Command
 from .tables import DEFAULT_TABLE, ReplyTable, Verdict
+
+if TYPE_CHECKING:
+    from .classification import Classification
 
 __all__ = ["ReplyTracker", "TrackedReply"]
 
@@ -67,6 +70,15 @@ class TrackedReply(NamedTuple):
         if self.verdict is None:
             return self.reply.code == 421
         return self.verdict.expected
+
+    @property
+    def classification(self) -> Classification:
+        """What the reply means for the sender, for the command it answers
+        (:func:`fastreply.classify`; computed when asked for)."""
+        from .classification import classify
+
+        result: Classification = classify(self.reply, self.command)
+        return result
 
 
 class _Pending:
@@ -151,6 +163,19 @@ class ReplyTracker:
     def pending(self) -> tuple[Command, ...]:
         """The commands still waiting for a reply, oldest first."""
         return tuple(p.command for p in self._pending)
+
+    @property
+    def sasl_response_next(self) -> bool:
+        """AUTH got a 334: the next line :meth:`sent` is a SASL response,
+        taken as part of AUTH whatever it looks like (an empty line too)."""
+        return self._auth_continues
+
+    @property
+    def end_of_data_untold(self) -> bool:
+        """DATA got a 354: the tracker expects the reply to the end of the
+        message by itself, and the final ``.`` was not told with
+        :meth:`sent` yet (telling it now expects nothing more)."""
+        return any(p.auto for p in self._pending)
 
     # -- the server side ------------------------------------------------
 
