@@ -201,6 +201,7 @@ fi
 
 # Both implementations: the compiled parser holds a per-object lock for each
 # call, the pure-Python one a threading.Lock.
+banner "thread stress: one parser shared by 4 threads (both implementations)"
 "$PY" ci/thread_stress.py --impl both --seconds "$([ "$QUICK" = 1 ] && echo 3 || echo 15)"
 
 banner "thread scaling: private parsers, 1 and 2 threads (printed, not asserted)"
