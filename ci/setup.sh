@@ -12,7 +12,8 @@ PY="$(bash ci/venv.sh "${1:-.venv-ci}")"
 "$PY" -m pip install --quiet --disable-pip-version-check -r ci/requirements-test.txt >&2
 # Optional extras: not every Python has wheels for them (new or free-threaded
 # builds); the tests that need one say so when it is missing.
-"$PY" -m pip install --quiet --disable-pip-version-check -r ci/requirements-extras.txt >&2 \
+"$PY" -m pip install --quiet --disable-pip-version-check --only-binary :all: \
+    -r ci/requirements-extras.txt >&2 \
     || echo "setup: optional extras (ci/requirements-extras.txt) did not install" >&2
 # A regular (non-editable) install: the tests run against the installed
 # package, as users get it.  --force-reinstall rebuilds from this tree.

@@ -185,6 +185,7 @@ def test_cancelling_with_chunking_resets_instead(impl: ModuleType) -> None:
             await asyncio.sleep(0.4)
             assert smtp.is_connected  # RSET instead of BDAT: no need to hang up
             assert (await smtp.sendmail("a@example.org", ["c@example.net"], MESSAGE))[1].code == 250
+            await smtp.quit()  # (Python 3.12+: leaving the server waits for its connections)
         assert [rcpts for _, rcpts, _ in servers[0].delivered] == [("c@example.net",)]
         assert b"RSET" in servers[0].commands
 

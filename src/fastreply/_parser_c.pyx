@@ -12,8 +12,8 @@ own buffer, whose size the limits bound.
 cimport cython
 from cpython.buffer cimport PyBUF_SIMPLE, PyBuffer_Release, PyObject_GetBuffer
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
-from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.ref cimport PyObject
+from cpython.mem cimport PyMem_Calloc, PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport Py_INCREF, Py_XDECREF, PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM
 from cpython.list cimport PyList_GET_SIZE
 from cpython.long cimport PyLong_AsLongAndOverflow
@@ -48,6 +48,32 @@ __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFA
 cdef bytes EMPTY = b""
 # The int objects for every possible code, so that feed_codes() allocates none.
 cdef tuple CODES = tuple(range(1000))
+
+cdef extern from *:
+    """
+    /* Free-threaded builds count the references to an object that another
+       thread made with atomic operations on a shared counter: ints handed
+       out from CODES by every thread (those above 256 are not immortal)
+       would bounce that counter's cache line between cores.  There,
+       feed_codes() gives each parser ints of its own (_code_int below). */
+    #ifdef Py_GIL_DISABLED
+    #define FASTREPLY_SHARED_CODES 0
+    #else
+    #define FASTREPLY_SHARED_CODES 1
+    #endif
+    #define fastreply_tuple_items(t) (&PyTuple_GET_ITEM((t), 0))
+    """
+    const bint SHARED_CODES "FASTREPLY_SHARED_CODES"
+    PyObject** tuple_items "fastreply_tuple_items"(tuple t)
+
+cdef enum:
+    # The codes a parsed reply can have whose ints CPython does not cache
+    # (and make immortal): 257 to 599.
+    OWN_CODES_FROM = 257
+    OWN_CODES_END = 600
+
+# CODES' items, read without touching the tuple's own reference count.
+cdef PyObject** CODE_ITEMS = tuple_items(CODES)
 cdef object _enhanced_parse = None
 cdef object _classify = None
 cdef tuple _REPLY_TYPES = ()
@@ -483,6 +509,25 @@ cdef class Reply:
         return (_restore_reply, (self.code, self.lines, self._raw))
 
 
+cdef inline object _code_int(ReplyParser self, int code):
+    """feed_codes() on free-threaded builds: the int ``code`` of this parser
+    (made the first time it is needed, by the thread that needs it)."""
+    cdef PyObject** own = self._own_codes
+    cdef object value
+    if code < OWN_CODES_FROM or code >= OWN_CODES_END:
+        return <object>CODE_ITEMS[code]  # immortal (600 and up: never parsed)
+    if own == NULL:
+        own = <PyObject**>PyMem_Calloc(OWN_CODES_END - OWN_CODES_FROM, sizeof(PyObject*))
+        if own == NULL:
+            raise MemoryError()
+        self._own_codes = own
+    if own[code - OWN_CODES_FROM] == NULL:
+        value = code
+        Py_INCREF(value)
+        own[code - OWN_CODES_FROM] = <PyObject*>value
+    return <object>own[code - OWN_CODES_FROM]
+
+
 cdef bytes STRIP = b" \t\r\n"
 
 
@@ -579,12 +624,16 @@ cdef class ReplyParser:
     cdef const unsigned char* _ck_log
     cdef Py_ssize_t _ck_n
     cdef list _ck_bad
+    # Free-threaded builds: this parser's ints for feed_codes(), made as
+    # needed (see SHARED_CODES); NULL until one is.
+    cdef PyObject** _own_codes
 
     def __cinit__(self):
         self._buf = NULL
         self._len = 0
         self._cap = 0
         self._ck_on = False
+        self._own_codes = NULL
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
                  max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
@@ -607,8 +656,14 @@ cdef class ReplyParser:
         raise TypeError(_NO_COPY)
 
     def __dealloc__(self):
+        cdef Py_ssize_t i
         PyMem_Free(self._buf)
         self._buf = NULL
+        if self._own_codes != NULL:
+            for i in range(OWN_CODES_END - OWN_CODES_FROM):
+                Py_XDECREF(self._own_codes[i])
+            PyMem_Free(self._own_codes)
+            self._own_codes = NULL
 
     @property
     def max_line_length(self):
@@ -935,7 +990,10 @@ cdef class ReplyParser:
                                                        self._st.last_code):
                         self._ck_bad.append(len(out) - 1)
                 else:
-                    out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
+                    if SHARED_CODES:
+                        out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
+                    else:
+                        out.append(_code_int(self, self._st.last_code))
                 self._st.nlines = 0
                 self._offset += size
                 self._len = 0
@@ -1073,7 +1131,10 @@ cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, b
                         if not _log_allows(ck_words, ck_rows, ck_log, ck_n, i, st.last_code):
                             self._ck_bad.append(i)
                 else:
-                    out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
+                    if SHARED_CODES:
+                        out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
+                    else:
+                        out.append(_code_int(self, st.last_code))
                 st.nlines = 0
                 reply_start = line_start
         if too_long or seen - line_start >= max_line:

@@ -560,6 +560,36 @@ def _command(smtp: _std.SMTP, cmd: str, args: str) -> bytes:
     return (line + CRLF).encode(smtp.command_encoding)
 
 
+def _spelling() -> tuple[str, str]:
+    """How this Python's ``smtplib`` writes MAIL's and RCPT's arguments
+    (``FROM:``/``TO:`` up to 3.12, ``from:``/``to:`` from 3.13 on): asked of
+    its own ``mail()`` and ``rcpt()``, so that the drop-in sends the very same
+    bytes."""
+
+    class Probe(_std.SMTP):
+        def __init__(self) -> None:  # (no socket, no name lookup)
+            self.does_esmtp = False
+            self.sent: list[str] = []
+
+        def putcmd(self, cmd: str, args: str = "") -> None:
+            self.sent.append(args)
+
+        def getreply(self) -> tuple[int, bytes]:
+            return 250, b""
+
+    try:
+        probe = Probe()
+        _std.SMTP.mail(probe, "a@b")
+        _std.SMTP.rcpt(probe, "c@d")
+        mail, rcpt = (args[: args.index("<")] for args in probe.sent)
+    except Exception:  # noqa: BLE001 - an smtplib unlike any seen: the classic spelling
+        return "FROM:", "TO:"
+    return mail, rcpt
+
+
+_FROM, _TO = _spelling()
+
+
 def _take_replies(smtp: _std.SMTP, most: int) -> list[Any]:
     """At least one and at most ``most`` replies, read as ``getreply()``
     reads them: replies the fast parser reads are taken as they are,
@@ -677,11 +707,11 @@ def _sendmail(
                 smtp.command_encoding = "utf-8"
         if esmtp_opts:
             options = " " + " ".join(esmtp_opts)
-    mail_line = _command(smtp, "mail", f"FROM:{quote_address(from_addr)}{options}")
+    mail_line = _command(smtp, "mail", f"{_FROM}{quote_address(from_addr)}{options}")
     if isinstance(to_addrs, str):
         to_addrs = [to_addrs]
     rcpt_extra = " " + " ".join(rcpt_options) if rcpt_options and esmtp else ""
-    rcpt_lines = [_command(smtp, "rcpt", f"TO:{quote_address(to)}{rcpt_extra}") for to in to_addrs]
+    rcpt_lines = [_command(smtp, "rcpt", f"{_TO}{quote_address(to)}{rcpt_extra}") for to in to_addrs]
     binary = bool(mail_options) and any(x.upper() == "BODY=BINARYMIME" for x in mail_options)
 
     engine = _engine(smtp, esmtp)

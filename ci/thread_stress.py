@@ -1,0 +1,309 @@
+"""Stress the threading contract of the parsers: what may be shared, shared.
+
+    python ci/thread_stress.py [--impl cython|python|both] [--seconds S] [--threads N]
+
+Meant for free-threaded CPython (ci/freethreaded.sh runs it there), where
+threads really run at once; on a GIL build it runs too, with less overlap.
+For each implementation, one ``ReplyParser`` is shared by all threads, in
+two phases of ``--seconds`` each:
+
+whole
+    Every thread feeds chunks that are whole replies (a random run of the
+    corpus's replies), through ``feed()``, ``feed_codes()`` or
+    ``feed_checked()`` at random, on the shared parser, with one table and
+    one command log (``bytes``) shared by all.  A call that runs as one step finds the
+    parser empty and leaves it empty, so its result must be exactly the
+    replies of its own chunk (and the unexpected positions
+    ``ReplyTable.unexpected()`` gives).  The replies are published to a pool
+    that other threads read (``lines``, ``text``, hash, equality) while
+    their lines are being split for the first time.
+mixed
+    The same parser (small limits), fed by every thread at once with random
+    slices of the stream, junk lines, overlong lines, empty chunks, and
+    ``reset()``, ``close()``, ``buffered`` and ``offset`` in between.  What
+    comes out is unpredictable, but it must be well formed: each reply
+    parses again, alone, to an equal reply; each code is a valid one;
+    ``buffered`` stays within the limits.
+
+The contract checked in both phases: a call returns a correct (whole) or a
+well-formed (mixed) result, or raises a ``fastreply.ReplyError`` (the
+parser then stays stopped until ``reset()``).  Any other exception, a
+thread that hangs, or a wrong result is a failure; the first few are
+printed with their tracebacks and the exit status is 1.
+
+``--exact IMPLS`` (default ``cython``) names the implementations whose
+calls are atomic by design (the compiled parser holds a per-object lock
+for each call on free-threaded builds): for them a ``ReplyError`` in the
+whole phase is a failure too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import random
+import sys
+import sysconfig
+import threading
+import time
+import traceback
+from types import ModuleType
+from typing import Any, Callable
+
+import fastreply
+from fastreply import tables
+from fastreply.corpus import generate
+from fastreply.errors import ReplyError
+
+MODULES = {"cython": "fastreply._parser_c", "python": "fastreply._parser_py"}
+MAX_FAILURES = 5  # tracebacks printed
+
+
+class Shared:
+    """What every thread of one phase sees."""
+
+    def __init__(self, module: ModuleType, seconds: float, seed: int) -> None:
+        self.module = module
+        self.deadline = time.monotonic() + seconds
+        self.seed = seed
+        self.lock = threading.Lock()
+        self.failures: list[str] = []
+        self.calls = 0
+        self.errors = 0  # ReplyErrors (allowed)
+        self.pool: list[tuple[Any, int, tuple[bytes, ...]]] = []  # (reply, code, lines)
+
+    def fail(self, what: str) -> None:
+        with self.lock:
+            self.failures.append(what)
+
+    def count(self, calls: int, errors: int) -> None:
+        with self.lock:
+            self.calls += calls
+            self.errors += errors
+
+
+def corpus_replies(size: int) -> tuple[list[bytes], list[int], list[tuple[bytes, ...]], list[int]]:
+    """The corpus's replies: wire bytes, codes, lines and command numbers."""
+    corpus = generate("mix", size=size, seed=0)
+    wires, codes, lines, commands = [], [], [], []
+    for exchange in corpus.exchanges:
+        wires.append(exchange.reply)
+        codes.append(exchange.code)
+        try:
+            command = tables.Command[exchange.command]
+        except KeyError:
+            command = tables.Command.UNKNOWN
+        commands.append(int(command))
+        body = []
+        for line in exchange.reply.split(b"\n")[:-1]:
+            text = line[:-1] if line.endswith(b"\r") else line
+            body.append(text[4:])
+        lines.append(tuple(body))
+    return wires, codes, lines, commands
+
+
+def whole_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
+    wires, codes, lines, commands, log, table = data
+    own_log = bytearray(log)
+    rng = random.Random(shared.seed * 1000 + index)
+    module = shared.module
+    calls = errors = 0
+    while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+        first = rng.randrange(len(wires))
+        count = rng.randint(1, 40)
+        stop = min(len(wires), first + count)
+        chunk = b"".join(wires[first:stop])
+        how = rng.choice(("feed", "codes", "checked", "bytearray", "memoryview"))
+        calls += 1
+        try:
+            if how == "codes":
+                got_codes = parser.feed_codes(chunk)
+                if got_codes != codes[first:stop]:
+                    shared.fail(f"feed_codes() of replies {first}:{stop}: {got_codes!r}")
+                continue
+            if how == "checked":
+                # The shared log is bytes; a bytearray one is a thread's own
+                # (CPython 3.13t's bytearray is not safe to share: its count
+                # of exported buffers can lose updates).
+                replies, bad = parser.feed_checked(chunk, table, rng.choice((log, own_log)), first)
+                want_bad = table.unexpected(log, codes[first:stop], first)
+                if bad != want_bad:
+                    shared.fail(f"feed_checked() of replies {first}:{stop}: {bad} != {want_bad}")
+            elif how == "bytearray":
+                replies = parser.feed(bytearray(chunk))
+            elif how == "memoryview":
+                replies = parser.feed(memoryview(chunk))
+            else:
+                replies = parser.feed(chunk)
+        except ReplyError:
+            errors += 1
+            parser.reset()
+            continue
+        got = [(r.code, r.lines) for r in replies]
+        want = list(zip(codes[first:stop], lines[first:stop]))
+        if got != want:
+            shared.fail(f"{how} of replies {first}:{stop}: {got[:3]!r}... != {want[:3]!r}...")
+        # Publish fresh replies (lines not split yet) and read others'.
+        fresh = module.ReplyParser().feed(chunk)
+        with shared.lock:
+            shared.pool.extend((r, c, t) for r, (c, t) in zip(fresh, want))
+            if len(shared.pool) > 2000:
+                del shared.pool[:1000]
+            sample = rng.sample(shared.pool, min(8, len(shared.pool)))
+        for reply, code, text in sample:
+            if reply.code != code or reply.lines != text or reply.text != b"\n".join(text):
+                shared.fail(f"a shared reply reads {reply!r}, not {code} {text!r}")
+            if reply != module.Reply(code, text) or hash(reply) != hash(module.Reply(code, text)):
+                shared.fail(f"a shared reply compares or hashes wrongly: {reply!r}")
+    shared.count(calls, errors)
+
+
+JUNK = (
+    b"garbage\r\n",
+    b"25\r\n",
+    b"250ok\r\n",
+    b"\r\n",
+    b"699 out of range\r\n",
+    b"250-" + b"x" * 300 + b"\r\n",  # longer than the mixed phase's max_line_length
+    b"250-a\r\n" * 30,  # more lines than its max_reply_lines
+    b"\x00\xff\n",
+)
+
+
+def mixed_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
+    wires = data[0]
+    rng = random.Random(shared.seed * 1000 + 500 + index)
+    module = shared.module
+    limit = parser.max_line_length * parser.max_reply_lines
+    calls = errors = 0
+    table, log = data[5], data[4]
+    while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+        first = rng.randrange(len(wires))
+        stream = b"".join(wires[first : first + rng.randint(1, 6)])
+        if rng.random() < 0.2:
+            stream += rng.choice(JUNK)
+        cuts = sorted(rng.sample(range(len(stream) + 1), min(3, len(stream) + 1)))
+        pieces = [stream[a:b] for a, b in zip([0] + cuts, cuts + [len(stream)])]
+        for piece in pieces:
+            op = rng.random()
+            calls += 1
+            try:
+                if op < 0.05:
+                    parser.reset()
+                    continue
+                if op < 0.08:
+                    parser.close()
+                    continue
+                if op < 0.12:
+                    held = parser.buffered
+                    offset = parser.offset
+                    if not 0 <= held <= limit or offset < 0:
+                        shared.fail(f"buffered={held}, offset={offset} (limit {limit})")
+                    continue
+                if op < 0.40:
+                    out = parser.feed_codes(piece)
+                    if any(type(c) is not int or not 100 <= c <= 599 for c in out):
+                        shared.fail(f"feed_codes() returned {out!r}")
+                    continue
+                if op < 0.65:
+                    out, bad = parser.feed_checked(piece, table, log, rng.randrange(len(log) + 5))
+                    if any(type(i) is not int or not 0 <= i < len(out) for i in bad) or bad != sorted(set(bad)):
+                        shared.fail(f"feed_checked() returned the positions {bad!r} for {len(out)} replies")
+                else:
+                    out = parser.feed(piece)
+            except ReplyError:
+                errors += 1
+                if rng.random() < 0.7:
+                    parser.reset()
+                continue
+            for reply in out:
+                alone = module.ReplyParser(
+                    max_line_length=parser.max_line_length, max_reply_lines=parser.max_reply_lines
+                )
+                try:
+                    again = alone.feed(reply.raw)
+                except ReplyError as exc:
+                    again = [exc]
+                if again != [reply] or not 100 <= reply.code <= 599:
+                    shared.fail(f"a reply that does not parse again to itself: {reply.raw!r} "
+                                f"gives {again!r}")  # fmt: skip
+    shared.count(calls, errors)
+
+
+def run_phase(
+    name: str,
+    module: ModuleType,
+    worker: Callable[[Shared, int, Any, Any], None],
+    parser: Any,
+    data: Any,
+    threads: int,
+    seconds: float,
+    seed: int,
+) -> Shared:
+    shared = Shared(module, seconds, seed)
+
+    def guarded(index: int) -> None:
+        try:
+            worker(shared, index, parser, data)
+        except BaseException:  # noqa: BLE001 - anything but a ReplyError is a failure
+            shared.fail(f"thread {index} died:\n{traceback.format_exc()}")
+
+    pool = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join(seconds + 60)
+        if thread.is_alive():
+            shared.fail(f"{thread.name} still runs 60 s after the deadline: a hang")
+            break
+    return shared
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--impl", choices=("cython", "python", "both"), default="both")
+    p.add_argument("--seconds", type=float, default=10.0, help="per phase (default 10)")
+    p.add_argument("--threads", type=int, default=4)
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument(
+        "--exact", default="cython",
+        help="implementations whose calls are atomic: no ReplyError allowed in the whole phase",
+    )  # fmt: skip
+    args = p.parse_args()
+    impls = ("cython", "python") if args.impl == "both" else (args.impl,)
+    exact = {name for name in args.exact.split(",") if name}
+    gil = getattr(sys, "_is_gil_enabled", lambda: True)()
+    print(
+        f"{sys.version.split()[0]}{'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''}, "
+        f"GIL {'on' if gil else 'off'}, fastreply {fastreply.__version__}, "
+        f"{args.threads} threads, {args.seconds:g} s a phase"
+    )
+    wires, codes, lines, commands = corpus_replies(60_000)
+    log = bytes(commands)
+    status = 0
+    for name in impls:
+        module = importlib.import_module(MODULES[name])
+        table = tables.MODERN
+        data = (wires, codes, lines, commands, log, table)
+        for phase, worker, parser in (
+            ("whole", whole_worker, module.ReplyParser()),
+            ("mixed", mixed_worker, module.ReplyParser(max_line_length=256, max_reply_lines=20)),
+        ):
+            shared = run_phase(phase, module, worker, parser, data, args.threads, args.seconds,
+                               args.seed)  # fmt: skip
+            if phase == "whole" and name in exact and shared.errors:
+                shared.fail(f"{shared.errors} ReplyErrors from whole replies: a call was not atomic")
+            verdict = "ok" if not shared.failures else f"FAILED ({len(shared.failures)})"
+            print(
+                f"{name:6} {phase}: {shared.calls:,} calls, {shared.errors:,} ReplyErrors "
+                f"(allowed), {verdict}"
+            )
+            for failure in shared.failures[:MAX_FAILURES]:
+                print("   ", failure.replace("\n", "\n    "))
+            if shared.failures:
+                status = 1
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
