@@ -198,6 +198,8 @@ def plan(name: str, size: int, tiny: int) -> Plan:
 
 
 def child(name: str, impl: str, size: int, tiny: int) -> dict[str, Any]:
+    from fastreply.errors import ReplyError
+
     module = importlib.import_module(IMPLEMENTATIONS[impl])
     spec = plan(name, size, tiny)
     target = tiny if name == "tiny-chunks" else size
@@ -220,7 +222,7 @@ def child(name: str, impl: str, size: int, tiny: int) -> dict[str, Any]:
                 pieces += 1
                 count += len(feed(chunk))
             parser.close()
-        except module.ReplyError as exc:
+        except ReplyError as exc:
             count += len(exc.replies)
             error = (type(exc).__name__, exc.offset)
         if not spec.repeat or error != (spec.expect, spec.offset) or total >= target:

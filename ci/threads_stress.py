@@ -98,6 +98,8 @@ def whole_replies(impl: ModuleType, threads: int, rounds: int) -> str:
 
 
 def fragments(impl: ModuleType, threads: int, rounds: int) -> str:
+    from fastreply.errors import ReplyError
+
     parser = impl.ReplyParser(max_line_length=200, max_reply_lines=50)
     counts = {"replies": 0, "errors": 0}
     lock = threading.Lock()
@@ -108,7 +110,7 @@ def fragments(impl: ModuleType, threads: int, rounds: int) -> str:
                 got = parser.feed(PIECES[(index + round_) % len(PIECES)])
                 with lock:
                     counts["replies"] += len(got)
-            except impl.ReplyError:
+            except ReplyError:
                 with lock:
                     counts["errors"] += 1
                 parser.reset()

@@ -74,8 +74,11 @@ class _Run:
 
     def __init__(self, module: ModuleType, data: bytes) -> None:
         import fastreply.aio as aio
+        from fastreply.errors import ReplyError
 
         self.aio = aio
+        #: What a caller may get instead of a reply.
+        self.ends = (ReplyError, aio.ConnectionClosed)
         self.module = module
         head = data[:HEADER].ljust(HEADER, b"\0")
         self.ops = data[HEADER:]
@@ -100,7 +103,7 @@ class _Run:
             except asyncio.CancelledError:
                 self.outcomes[index] = "cancelled"
                 raise
-            except (self.module.ReplyError, self.aio.ConnectionClosed) as exc:
+            except self.ends as exc:
                 stored = getattr(self.queue, "exception", None) if not self.reader_mode else None
                 if stored is not None and exc is stored:
                     raise Divergence("a caller got the stored error itself, not a copy")
@@ -206,7 +209,7 @@ class _Run:
             while True:
                 try:
                     reply = await self.rreader.read_reply()
-                except (self.module.ReplyError, self.aio.ConnectionClosed):
+                except self.ends:
                     break
                 self.taken.append((-2, reply.raw))
 
@@ -215,7 +218,7 @@ class _Run:
             reply = self.queue.get_nowait()
         except asyncio.QueueEmpty:
             return
-        except (self.module.ReplyError, self.aio.ConnectionClosed):
+        except self.ends:
             return
         self.taken.append((-1, reply.raw))
 

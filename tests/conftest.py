@@ -16,6 +16,8 @@ from typing import Any, Iterator, Sequence
 
 import pytest
 
+from fastreply.errors import ReplyError
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("fastreply")
@@ -117,7 +119,7 @@ def run_stream(
             replies.extend(parser.feed(chunk))
         if close:
             parser.close()
-    except module.ReplyError as exc:  # type: ignore[attr-defined]
+    except ReplyError as exc:
         replies.extend(exc.replies)
         return replies, exc
     return replies, None

@@ -10,6 +10,8 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastreply.errors import ReplyError
+
 CODES = [b"220", b"250", b"251", b"354", b"421", b"450", b"500", b"550", b"199", b"599",
          b"600", b"099", b"260", b"2x0", b"25"]
 
@@ -68,13 +70,13 @@ def observe(module: ModuleType, data: bytes, cuts: list[int], opts: dict[str, An
             seen.append((parser.buffered, parser.offset))
         parser.close()
         seen.append("closed")
-    except module.ReplyError as exc:
+    except ReplyError as exc:
         replies = exc.replies if codes_only else [(r.code, r.lines, r.raw) for r in exc.replies]
         seen.append((type(exc).__name__, exc.offset, exc.line, str(exc), replies))
         # and the parser stays stopped, with the same message
         try:
             parser.feed(b"250 ok\r\n")
-        except module.ReplyError as again:
+        except ReplyError as again:
             seen.append((type(again).__name__, again.offset, str(again)))
     return seen
 
@@ -95,7 +97,7 @@ def collect(module: ModuleType, chunks: list[bytes], opts: dict[str, Any]) -> tu
         for chunk in chunks:
             replies += [(r.code, r.lines, r.raw) for r in parser.feed(chunk)]
         parser.close()
-    except module.ReplyError as exc:
+    except ReplyError as exc:
         replies += [(r.code, r.lines, r.raw) for r in exc.replies]
         return replies, (type(exc).__name__, exc.offset, exc.line)
     return replies, None

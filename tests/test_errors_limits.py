@@ -231,10 +231,10 @@ def test_an_error_keeps_nothing_alive_without_the_gc(impl: ModuleType) -> None:
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(20):
             parser = impl.ReplyParser(max_line_length=100_000)
-            with pytest.raises(impl.LineTooLong):
+            with pytest.raises(errors.LineTooLong):
                 parser.feed(attack)
             parser.reset()
-            with pytest.raises(impl.LineTooLong):
+            with pytest.raises(errors.LineTooLong):
                 parser.feed(attack)
             del parser  # dropped while stopped, without reset()
         held = tracemalloc.get_traced_memory()[0] - base

@@ -8,6 +8,7 @@ from types import ModuleType
 import pytest
 
 from conftest import chunkings, run_stream
+from fastreply.errors import ReplyError
 
 # (stream, options, expected [(code, lines), ...])
 VALID = [
@@ -82,7 +83,7 @@ def test_invalid(
     for how, chunks in chunkings(stream):
         replies, exc = run_stream(impl, chunks, **options)
         assert type(exc).__name__ == error, (how, exc)
-        assert isinstance(exc, impl.ReplyError)
+        assert isinstance(exc, ReplyError)
         assert exc.offset == offset, how
         assert len(replies) == before, how
         # The offending line is on the error, as received.
@@ -94,7 +95,7 @@ def test_lenient_accepts_what_strict_refuses(impl: ModuleType) -> None:
     replies, exc = run_stream(impl, [stream])
     assert exc is None and replies[0].code == 251
     _, exc = run_stream(impl, [stream], strict=True)
-    assert isinstance(exc, impl.ReplyError)
+    assert isinstance(exc, ReplyError)
 
 
 @pytest.mark.parametrize("code", [100, 199, 200, 250, 300, 354, 421, 500, 559, 599])
@@ -172,7 +173,7 @@ def test_code_bytes_together(both: tuple[ModuleType, ModuleType], strict: bool) 
     def outcome(module: ModuleType, data: bytes) -> object:
         try:
             return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
-        except module.ReplyError as exc:
+        except ReplyError as exc:
             return type(exc).__name__, exc.offset
 
     for a in edges:
@@ -194,7 +195,7 @@ def test_every_byte_in_the_code_and_separator(both: tuple[ModuleType, ModuleType
     def outcome(module: ModuleType, data: bytes) -> object:
         try:
             return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
-        except module.ReplyError as exc:
+        except ReplyError as exc:
             return type(exc).__name__, exc.offset
 
     for value in range(256):

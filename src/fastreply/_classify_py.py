@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._common import reply_class, reply_input
+
 __all__ = ["Matcher", "classify"]
 
 _WORD = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
@@ -35,52 +37,6 @@ _ENHANCED = re.compile(rb"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?=[ 
 _UNKNOWN_STAGE = 24
 _CONNECTION = 3  # SCOPES.index("connection")
 _MAX_NUMBER_DIGITS = 6
-
-
-def _reply_class(code: int) -> int:
-    if 100 <= code < 400:
-        return 0
-    if 400 <= code < 500:
-        return 1
-    if 500 <= code < 600:
-        return 2
-    return 3
-
-
-def _reply_input(reply: Any) -> tuple[int, list[bytes]]:
-    """The code and the lines of text of a Reply or a (code, message) pair."""
-    if isinstance(reply, (tuple, list)):
-        if len(reply) != 2:
-            raise TypeError("a reply given as a sequence must be (code, message)")
-        code, text = reply
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(f"reply code must be an int, not {type(code).__name__}")
-        if isinstance(text, str):
-            text = text.encode("utf-8", "surrogateescape")
-        elif isinstance(text, (bytearray, memoryview)):
-            text = bytes(text)
-        elif not isinstance(text, bytes):
-            raise TypeError(f"reply message must be bytes or str, not {type(text).__name__}")
-        lines = text.split(b"\n")
-    else:
-        try:
-            code = reply.code
-            lines = reply.lines
-        except AttributeError:
-            raise TypeError(
-                "classify() takes a Reply or a (code, message) pair, not "
-                f"{type(reply).__name__}"
-            ) from None
-    if not -1 <= code <= 999:
-        raise ValueError(f"reply code must be -1 to 999, got {code}")
-    return code, list(lines)
-
-
-def _reply_text(reply: Any) -> tuple[int, bytes]:
-    """The code and smtplib's message (lines joined by LF) of any accepted
-    reply form; the compiled matcher's slow path (same checks, same errors)."""
-    code, lines = _reply_input(reply)
-    return code, b"\n".join(lines)
 
 
 class Matcher:
@@ -95,7 +51,7 @@ class Matcher:
         """Classify one reply; ``command`` and ``provider`` as for
         :func:`fastreply.classify`."""
         t = self._t
-        code, lines = _reply_input(reply)
+        code, lines = reply_input(reply)
         cmd = t.command_number(command)
         given = t.provider_number(provider) if provider is not None else 0
         found = _ENHANCED.match(lines[0])
@@ -106,7 +62,7 @@ class Matcher:
         phrases, detected, retry = self._scan(lines)
         prov = given or detected
         best = self._select(phrases, code, cmd, enhanced, prov)
-        klass = _reply_class(code)
+        klass = reply_class(code)
         if best < 0:
             best = len(t.rule_codes) + klass  # the default of this reply class
         scope = t.rule_scope[best]

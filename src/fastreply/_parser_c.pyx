@@ -21,26 +21,24 @@ from cpython.sequence cimport PySequence_GetItem
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
-from fastreply._parser_py import (
+from fastreply import _common
+from fastreply._common import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_REPLY_LINES,
-    _NO_COPY,
-    _REPLY_IMMUTABLE,
-    _canonical,
-    _check_limit,
-    _check_log_args,
-    _check_reply_args,
-    _log_ended,
-    _log_window,
-    _not_a_command,
-)
-from fastreply.errors import (
-    IncompleteReply,
-    InconsistentReply,
-    LineTooLong,
-    MalformedReply,
-    ReplyError,
-    TooManyLines,
+    INCOMPLETE,
+    NO_COPY,
+    REPLY_IMMUTABLE,
+    TOO_LONG,
+    canonical,
+    check_limit,
+    check_log_args,
+    check_reply_args,
+    data_type_error,
+    log_ended,
+    log_window,
+    not_a_command,
+    stopped_error,
+    wire_error,
 )
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -76,9 +74,9 @@ cdef enum:
 cdef PyObject** CODE_ITEMS = tuple_items(CODES)
 cdef object _enhanced_parse = None
 cdef object _classify = None
-cdef tuple _REPLY_TYPES = ()
 
-# Results of _check_line: 1 and 0 are "last line" / "more lines follow".
+# Results of check_line: 1 and 0 are "last line" / "more lines follow", a
+# negative number is the kind of error (the kinds of _common.WIRE_ERRORS, negated).
 cdef enum:
     ERR_TOO_LONG = -1
     ERR_BARE_LF = -2
@@ -328,12 +326,6 @@ cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
     return last
 
 
-def _set_reply_types(tuple types):
-    """Let replies of both implementations compare equal (set by the selector)."""
-    global _REPLY_TYPES
-    _REPLY_TYPES = types
-
-
 cdef tuple _split_raw(bytes raw):
     """The text of each line of a validated wire reply."""
     cdef const char* p = PyBytes_AS_STRING(raw)
@@ -376,8 +368,8 @@ cdef class Reply:
 
     def __init__(self, code, lines):
         if self._lines is not None or self._raw is not None:
-            raise TypeError(_REPLY_IMMUTABLE)
-        self.code, self._lines = _check_reply_args(code, lines)
+            raise TypeError(REPLY_IMMUTABLE)
+        self.code, self._lines = check_reply_args(code, lines)
         self._raw = None
 
     @classmethod
@@ -478,7 +470,7 @@ cdef class Reply:
     def to_bytes(self):
         """The reply in canonical wire form: CRLF line ends, ``-`` on every
         line but the last, no separator after a bare code."""
-        return _canonical(self.code, self.lines)
+        return canonical(self.code, self.lines)
 
     def _smtplib_pair(self):
         """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
@@ -489,12 +481,12 @@ cdef class Reply:
         return (self.code, _stripped_text(self._raw))
 
     def __eq__(self, other):
-        if not isinstance(other, _REPLY_TYPES or Reply):
+        if type(other) is not Reply and not isinstance(other, _common.REPLY_TYPES):
             return NotImplemented
         return self.code == other.code and self.lines == other.lines
 
     def __ne__(self, other):
-        if not isinstance(other, _REPLY_TYPES or Reply):
+        if type(other) is not Reply and not isinstance(other, _common.REPLY_TYPES):
             return NotImplemented
         return not (self.code == other.code and self.lines == other.lines)
 
@@ -505,8 +497,10 @@ cdef class Reply:
         return f"Reply({self.code}, {self.lines!r})"
 
     def __reduce__(self):
-        from fastreply._parser import _restore_reply
-        return (_restore_reply, (self.code, self.lines, self._raw))
+        return (_common.restore_reply, (self.code, self.lines, self._raw))
+
+
+_common.register_reply_type(Reply)
 
 
 cdef inline object _code_int(ReplyParser self, int code):
@@ -637,8 +631,8 @@ cdef class ReplyParser:
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
                  max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
-        cdef Py_ssize_t max_line = _check_limit("max_line_length", max_line_length, 4)
-        cdef Py_ssize_t max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        cdef Py_ssize_t max_line = check_limit("max_line_length", max_line_length, 4)
+        cdef Py_ssize_t max_lines = check_limit("max_reply_lines", max_reply_lines, 1)
         cdef bint is_strict = bool(strict)
         with cython.critical_section(self):
             self._st.max_line = max_line
@@ -647,13 +641,13 @@ cdef class ReplyParser:
             self._reset()
 
     def __reduce__(self):
-        raise TypeError(_NO_COPY)
+        raise TypeError(NO_COPY)
 
     def __copy__(self):
-        raise TypeError(_NO_COPY)
+        raise TypeError(NO_COPY)
 
     def __deepcopy__(self, memo):
-        raise TypeError(_NO_COPY)
+        raise TypeError(NO_COPY)
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -748,9 +742,7 @@ cdef class ReplyParser:
         # table's) is done here, outside the parser's critical section.
         cdef Py_ssize_t size, most, buffered
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
-            )
+            raise data_type_error(data)
         size = data.nbytes if type(data) is memoryview else len(data)
         if (isinstance(table, CodeMasks) and (<CodeMasks>table)._ncommands <= 256
                 and (type(commands) is bytes or type(commands) is bytearray)
@@ -763,12 +755,12 @@ cdef class ReplyParser:
         # this many, and needs no more of the log.
         most = (buffered + size) // 4
         if isinstance(table, CodeMasks) and (<CodeMasks>table)._ncommands <= 256:
-            _check_log_args(table, commands, start)
+            check_log_args(table, commands, start)
             window = _log_bytes(commands, start, most, (<CodeMasks>table)._ncommands)
             return self._feed_logged(data, <CodeMasks>table, window, 0, size, commands, start)
         # A table of the pure-Python engine (or one with more commands than
         # a byte numbers): check the replies afterwards.
-        _, window = _log_window(table, commands, start, most)
+        _, window = log_window(table, commands, start, most)
         out = self.feed(data)
         allows = table.allows
         logged = len(window)
@@ -815,7 +807,7 @@ cdef class ReplyParser:
             PyBuffer_Release(&view)
         if refused:
             # Named as the reference names it, outside the critical section.
-            _log_window(table, commands, start, most)
+            log_window(table, commands, start, most)
             raise ValueError("commands changed while they were checked")
         return out, bad
 
@@ -831,13 +823,9 @@ cdef class ReplyParser:
             q = <const char*>memchr(self._buf, b'\n', <size_t>self._len)
             end = (q - self._buf + 1) if q != NULL else self._len
             try:
-                self._fail(
-                    IncompleteReply,
-                    f"stream ended inside a reply ({self._len} bytes buffered)",
-                    self._offset,
-                    PyBytes_FromStringAndSize(self._buf, end),
-                    [],
-                )
+                self._fail(wire_error(INCOMPLETE, self._offset,
+                                      PyBytes_FromStringAndSize(self._buf, end),
+                                      buffered=self._len))
             finally:
                 self._stop(self._offset + self._len)
 
@@ -845,15 +833,10 @@ cdef class ReplyParser:
 
     cdef object _stopped(self):
         error = self._error
-        return type(error)(
-            f"parser stopped by an earlier error ({error.reason}); call reset()",
-            offset=error.offset,
-            line=error.line,
-        )
+        return stopped_error(type(error), error.reason, error.offset, error.line)
 
-    cdef int _fail(self, cls, str reason, Py_ssize_t offset, bytes line,
-                   list replies) except -1:
-        error = cls(reason, offset=offset, line=line, replies=replies)
+    cdef int _fail(self, error) except -1:
+        """Stop the parser with ``error``, and raise it."""
         self._error = error
         raise error
 
@@ -881,9 +864,7 @@ cdef class ReplyParser:
         if self._error is not None:
             raise self._stopped()
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
-            )
+            raise data_type_error(data)
         if type(data) is memoryview and not (<memoryview>data).contiguous:
             data = bytes(data)  # a strided view: flatten it once
         cdef Py_ssize_t fed_until = self._offset + self._len
@@ -911,36 +892,10 @@ cdef class ReplyParser:
         """Raise the error ``_check_line`` found in p[start:lf+1], which is at
         ``offset`` in the stream."""
         cdef bytes line = PyBytes_FromStringAndSize(p + start, lf + 1 - start)
-        cdef str digits = line[:3].decode("latin-1")
         if err == ERR_TOO_LONG:
-            self._fail(LineTooLong, f"line longer than max_line_length={self._st.max_line} bytes",
-                       offset, line[:self._st.max_line], out)
-        elif err == ERR_BARE_LF:
-            self._fail(MalformedReply, "line ends with a bare LF (strict mode needs CRLF)",
-                       offset, line, out)
-        elif err == ERR_NO_CODE:
-            self._fail(MalformedReply, "line does not start with a three-digit reply code",
-                       offset, line, out)
-        elif err == ERR_SEPARATOR:
-            self._fail(MalformedReply,
-                       "reply code is followed by neither '-', ' ' nor the line end",
-                       offset, line, out)
-        elif err == ERR_STRICT_RANGE:
-            self._fail(MalformedReply,
-                       f"reply code {digits} is outside the RFC 5321 range "
-                       "(first digit 2-5, second 0-5)", offset, line, out)
-        elif err == ERR_RANGE:
-            self._fail(MalformedReply,
-                       f"reply code {digits} does not start with a digit 1-5",
-                       offset, line, out)
-        elif err == ERR_INCONSISTENT:
-            self._fail(InconsistentReply,
-                       f"line has code {int(digits)} but the reply started with "
-                       f"{self._st.first_code}", offset, line, out)
-        else:
-            self._fail(TooManyLines,
-                       f"reply continues past max_reply_lines={self._st.max_lines} lines",
-                       offset, line, out)
+            line = line[:self._st.max_line]
+        self._fail(wire_error(-err, offset, line, out, max_line=self._st.max_line,
+                              max_lines=self._st.max_lines, first_code=self._st.first_code))
         return -1
 
     cdef inline int _feed_direct(self, const char* p, Py_ssize_t n, list out,
@@ -969,9 +924,8 @@ cdef class ReplyParser:
                 if partial + window >= self._st.max_line:
                     preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, partial)
                                + PyBytes_FromStringAndSize(p + pos, window if window < 81 else 81))
-                    self._fail(LineTooLong,
-                               f"line longer than max_line_length={self._st.max_line} bytes",
-                               self._offset + self._line_start, preview, out)
+                    self._fail(wire_error(TOO_LONG, self._offset + self._line_start, preview, out,
+                                          max_line=self._st.max_line))
                 self._append(p + pos, n - pos)
                 return 0
             lf = q - p
@@ -1027,12 +981,12 @@ cdef bytes _log_bytes(object commands, object start, Py_ssize_t most, Py_ssize_t
         try:
             item = PySequence_GetItem(commands, i)
         except IndexError:
-            raise _log_ended(i, size) from None
+            raise log_ended(i, size) from None
         if not isinstance(item, int) or isinstance(item, bool):
-            raise _not_a_command(i, item, known)
+            raise not_a_command(i, item, known)
         value = PyLong_AsLongAndOverflow(item, &overflow)
         if overflow or value < 0 or value >= known:
-            raise _not_a_command(i, item, known)
+            raise not_a_command(i, item, known)
         out[i - first] = <char>value
     return window
 
@@ -1144,10 +1098,10 @@ cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, b
     self._st = st
     if too_long:
         # No LF in max_line bytes: this line cannot end within the limit.
-        self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
-                   self._offset + line_start,
-                   PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
-                   out)
+        self._fail(wire_error(
+            TOO_LONG, self._offset + line_start,
+            PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
+            out, max_line=max_line))
     self._offset += reply_start
     if reply_start < n:
         self._append(p + reply_start, n - reply_start)
@@ -1159,7 +1113,7 @@ cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, b
 
 cdef enum:
     MASK_WORDS = 16  # 16 x 64 bits: a bit for every code 0 to 1023
-    C_MASK_CODES = 1000
+    C_MASK_CODES = 1000  # _common.MASK_CODES
 
 MASK_CODES = C_MASK_CODES
 
@@ -1186,7 +1140,7 @@ cdef long _code_number(object code) except -2:
     cdef long value
     cdef int overflow
     if not isinstance(code, int) or isinstance(code, bool):
-        raise TypeError(f"a reply code must be an int, not {type(code).__name__}")
+        raise _common.code_type_error(code)
     value = PyLong_AsLongAndOverflow(code, &overflow)
     if overflow or value < 0 or value >= C_MASK_CODES:
         return -1
@@ -1202,9 +1156,7 @@ cdef inline long _code_of(object item) except -2:
     try:
         code = item.code
     except AttributeError:
-        raise TypeError(
-            f"a reply must be a Reply or an int code, not {type(item).__name__}"
-        ) from None
+        raise _common.reply_type_error(item) from None
     return _code_number(code)
 
 
@@ -1229,18 +1181,15 @@ cdef class CodeMasks:
         PyMem_Free(self._words)
 
     def _set_masks(self, masks):
-        cdef tuple values = tuple(masks)
-        cdef Py_ssize_t i, w, n = len(values)
+        cdef tuple values
+        cdef Py_ssize_t i, w, n
         cdef uint64_t* words
         cdef uint64_t* old = NULL
         cdef bint taken = False
         if self._masks:
-            raise TypeError("the masks of a table are set once, when it is built")
-        for mask in values:
-            if isinstance(mask, bool) or not isinstance(mask, int):
-                raise TypeError(f"a mask must be an int, not {type(mask).__name__}")
-            if mask < 0 or mask >> MASK_CODES:
-                raise ValueError(f"a mask holds bits 0 to {MASK_CODES - 1} only")
+            raise TypeError(_common.MASKS_SET_ONCE)
+        values = _common.check_masks(masks)
+        n = len(values)
         words = <uint64_t*>PyMem_Malloc(max(1, n) * MASK_WORDS * sizeof(uint64_t))
         if words == NULL:
             raise MemoryError()
@@ -1258,7 +1207,7 @@ cdef class CodeMasks:
                 taken = True
         if not taken:  # another thread set them meanwhile
             PyMem_Free(words)
-            raise TypeError("the masks of a table are set once, when it is built")
+            raise TypeError(_common.MASKS_SET_ONCE)
         PyMem_Free(old)
 
     @property
@@ -1277,10 +1226,10 @@ cdef class CodeMasks:
         cdef long value
         cdef int overflow
         if not isinstance(command, int) or isinstance(command, bool):
-            raise TypeError(f"a command number must be an int, not {type(command).__name__}")
+            raise _common.command_type_error(command)
         value = PyLong_AsLongAndOverflow(command, &overflow)
         if overflow or value < 0 or value >= self._ncommands:
-            raise ValueError(f"no command number {command} in this table")
+            raise _common.no_command(command)
         return value
 
     def allows(self, command, code):
@@ -1302,11 +1251,7 @@ cdef class CodeMasks:
         cdef Py_ssize_t command
         cdef long code
         cdef list out
-        if n != len(reps):
-            raise ValueError(
-                f"check_all() needs one command per reply, got {n} "
-                f"commands and {len(reps)} replies"
-            )
+        _common.check_all_lengths(n, len(reps))
         out = [None] * n
         for i in range(n):
             command = self._index(cmds[i])
@@ -1325,26 +1270,19 @@ cdef class CodeMasks:
         cdef list out = []
         cdef const unsigned char* numbers = NULL
         cdef Py_buffer view
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise TypeError(f"start must be an int, not {type(start).__name__}")
-        if start < 0:
-            raise ValueError(f"start must not be negative, got {start}")
+        _common.check_start(start)
         if type(commands) is bytearray or type(commands) is bytes:
             # A log of command numbers, one byte each: the fastest form.
             PyObject_GetBuffer(commands, &view, PyBUF_SIMPLE)
             try:
                 size = view.len  # what is held now (a bytearray cannot shrink meanwhile)
-                if start + n > size:
-                    raise ValueError(
-                        f"unexpected() needs a command for every reply: {n} replies "
-                        f"from position {start}, {size} commands"
-                    )
+                _common.check_unexpected_lengths(n, start, size)
                 first = start
                 numbers = <const unsigned char*>view.buf
                 for i in range(n):
                     command = numbers[first + i]
                     if command >= self._ncommands:
-                        raise ValueError(f"no command number {command} in this table")
+                        raise _common.no_command(command)
                     code = _code_of(reps[i])
                     if not self._allows(command, code):
                         out.append(i)
@@ -1352,11 +1290,7 @@ cdef class CodeMasks:
                 PyBuffer_Release(&view)
             return out
         size = len(commands)
-        if start + n > size:
-            raise ValueError(
-                f"unexpected() needs a command for every reply: {n} replies "
-                f"from position {start}, {size} commands"
-            )
+        _common.check_unexpected_lengths(n, start, size)
         first = start
         for i in range(n):
             command = self._index(commands[first + i])

@@ -15,7 +15,7 @@ from typing import IO, TYPE_CHECKING, Callable, Sequence
 
 from . import IMPLEMENTATION, __version__
 from ._parser import ReplyParser
-from ._parser_py import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
+from ._common import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
 from .errors import ReplyError
 
 if TYPE_CHECKING:
