@@ -395,8 +395,6 @@ cdef class Matcher:
                                                result[4], result[5]))
         return result
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     cdef int _select(self, const uint64_t* seen, long code, int cmd, int ec, int es, int ed,
                      int prov) noexcept:
         """The first rule (lowest number) whose conditions hold, or -1."""
@@ -434,8 +432,6 @@ cdef class Matcher:
                     break
         return best if best != NO_RULE else -1
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     cdef inline bint _holds(self, int rule, long code, int cmd, int ec, int es, int ed,
                             int prov) noexcept:
         cdef Py_ssize_t k, start = self._code_start[rule], stop = self._code_start[rule + 1]

@@ -105,10 +105,8 @@ cdef inline bint is_digit(char c) noexcept nogil:
     return <unsigned char>(c - 48) <= 9
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
-                           LineState* st) noexcept nogil:
+                           LineState* state) noexcept nogil:
     """Check the line p[start:lf+1] (lf is the index of its LF) and count it.
     Return 1 for a last line, 0 when more lines follow, ERR_* when it is bad.
     The checks run in the reference implementation's order."""
@@ -116,11 +114,11 @@ cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
     cdef Py_ssize_t size
     cdef char c0, c1, c2, sep
     cdef int last, code
-    if lf + 1 - start > st.max_line:
+    if lf + 1 - start > state.max_line:
         return ERR_TOO_LONG
     if end > start and p[end - 1] == b'\r':
         end -= 1
-    elif st.strict:
+    elif state.strict:
         return ERR_BARE_LF
     size = end - start
     if size < 3:
@@ -140,20 +138,20 @@ cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
             last = 0
         else:
             return ERR_SEPARATOR
-    if st.strict:
+    if state.strict:
         if c0 < b'2' or c0 > b'5' or c1 > b'5':
             return ERR_STRICT_RANGE
     elif c0 < b'1' or c0 > b'5':
         return ERR_RANGE
     code = (c0 - 48) * 100 + (c1 - 48) * 10 + (c2 - 48)
-    if st.nlines == 0:
-        st.first_code = code
-    elif st.strict and code != st.first_code:
+    if state.nlines == 0:
+        state.first_code = code
+    elif state.strict and code != state.first_code:
         return ERR_INCONSISTENT
-    st.nlines += 1
-    if not last and st.nlines >= st.max_lines:
+    state.nlines += 1
+    if not last and state.nlines >= state.max_lines:
         return ERR_TOO_MANY
-    st.last_code = code
+    state.last_code = code
     return last
 
 
@@ -398,13 +396,6 @@ cdef bytes _stripped_text(bytes raw):
     return out
 
 
-cdef Reply _new_reply(int code, const char* p, Py_ssize_t n):
-    cdef Reply reply = Reply.__new__(Reply)
-    reply.code = code
-    reply._raw = PyBytes_FromStringAndSize(p, n)
-    return reply
-
-
 @cython.final
 cdef class ReplyParser:
     """Sans-IO streaming parser of SMTP replies.
@@ -432,23 +423,23 @@ cdef class ReplyParser:
     subclassed.
     """
 
-    cdef LineState _st           # limits and the count of the reply being read
+    cdef LineState _state        # the limits, and the lines of the reply being read
     # The incomplete reply, from its first byte: _buf[0:_len].
     cdef char* _buf
     cdef Py_ssize_t _len
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _offset      # stream offset of _buf[0] (or of the chunk being parsed)
     cdef Py_ssize_t _line_start  # start of the line being read, in _buf
-    cdef object _error
-    # While feed_checked() runs: the table's words, the log from the command
-    # the first reply answers, how many commands it has, and where the
-    # positions of unexpected replies go.
-    cdef bint _ck_on
-    cdef const uint64_t* _ck_words
-    cdef Py_ssize_t _ck_rows
-    cdef const unsigned char* _ck_log
-    cdef Py_ssize_t _ck_n
-    cdef list _ck_bad
+    cdef object _error           # the ReplyError that stopped the parser, or None
+    # While feed_checked() runs (_checking): the table's mask words and how
+    # many commands it has, the log from the command the call's first reply
+    # answers and its length, and where the positions of unexpected replies go.
+    cdef bint _checking
+    cdef const uint64_t* _check_masks
+    cdef Py_ssize_t _check_commands
+    cdef const unsigned char* _check_log
+    cdef Py_ssize_t _check_logged
+    cdef list _check_unexpected
     # Free-threaded builds: this parser's ints for feed_codes(), made as
     # needed (see SHARED_CODES); NULL until one is.
     cdef PyObject** _own_codes
@@ -457,7 +448,7 @@ cdef class ReplyParser:
         self._buf = NULL
         self._len = 0
         self._cap = 0
-        self._ck_on = False
+        self._checking = False
         self._own_codes = NULL
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
@@ -466,9 +457,9 @@ cdef class ReplyParser:
         cdef Py_ssize_t max_lines = check_limit("max_reply_lines", max_reply_lines, 1)
         cdef bint is_strict = bool(strict)
         with cython.critical_section(self):
-            self._st.max_line = max_line
-            self._st.max_lines = max_lines
-            self._st.strict = is_strict
+            self._state.max_line = max_line
+            self._state.max_lines = max_lines
+            self._state.strict = is_strict
             self._reset()
 
     def __reduce__(self):
@@ -492,15 +483,15 @@ cdef class ReplyParser:
 
     @property
     def max_line_length(self):
-        return self._st.max_line
+        return self._state.max_line
 
     @property
     def max_reply_lines(self):
-        return self._st.max_lines
+        return self._state.max_lines
 
     @property
     def strict(self):
-        return self._st.strict
+        return self._state.strict
 
     @property
     def buffered(self):
@@ -523,9 +514,9 @@ cdef class ReplyParser:
         self._len = 0
         self._offset = 0
         self._line_start = 0
-        self._st.nlines = 0
-        self._st.first_code = -1
-        self._st.last_code = -1
+        self._state.nlines = 0
+        self._state.first_code = -1
+        self._state.last_code = -1
         self._error = None
         if self._cap > KEEP_CAPACITY:
             PyMem_Free(self._buf)
@@ -621,19 +612,19 @@ cdef class ReplyParser:
                                              stop - first) >= known:
                     refused = True
                 else:
-                    self._ck_on = True
-                    self._ck_words = table._words
-                    self._ck_rows = known
-                    self._ck_log = <const unsigned char*>view.buf + first
-                    self._ck_n = stop - first
-                    self._ck_bad = bad
+                    self._checking = True
+                    self._check_masks = table._words
+                    self._check_commands = known
+                    self._check_log = <const unsigned char*>view.buf + first
+                    self._check_logged = stop - first
+                    self._check_unexpected = bad
                     try:
                         self._feed(data, out, True)
                     finally:
-                        self._ck_on = False
-                        self._ck_words = NULL
-                        self._ck_log = NULL
-                        self._ck_bad = None
+                        self._checking = False
+                        self._check_masks = NULL
+                        self._check_log = NULL
+                        self._check_unexpected = None
         finally:
             PyBuffer_Release(&view)
         if refused:
@@ -720,75 +711,95 @@ cdef class ReplyParser:
 
     cdef int _line_error(self, int err, const char* p, Py_ssize_t start, Py_ssize_t lf,
                          Py_ssize_t offset, list out) except -1:
-        """Raise the error ``_check_line`` found in p[start:lf+1], which is at
+        """Raise the error ``check_line`` found in p[start:lf+1], which is at
         ``offset`` in the stream."""
         cdef bytes line = PyBytes_FromStringAndSize(p + start, lf + 1 - start)
         if err == ERR_TOO_LONG:
-            line = line[:self._st.max_line]
-        self._fail(wire_error(-err, offset, line, out, max_line=self._st.max_line,
-                              max_lines=self._st.max_lines, first_code=self._st.first_code))
+            line = line[:self._state.max_line]
+        self._fail(wire_error(-err, offset, line, out, max_line=self._state.max_line,
+                              max_lines=self._state.max_lines, first_code=self._state.first_code))
         return -1
 
     cdef inline int _feed_direct(self, const char* p, Py_ssize_t n, list out,
                                  bint objects) except -1:
         """Parse p[0:n] in place; the parser buffer is empty and ``_offset`` is
         the stream offset of p[0].  Copy only an incomplete reply at the end."""
-        if self._st.strict:
-            return _scan_direct(self, p, n, out, objects, <_Strict*>NULL)
-        return _scan_direct(self, p, n, out, objects, <_Lenient*>NULL)
+        if self._state.strict:
+            return _scan(self, p, n, out, objects, <Strict*>NULL)
+        return _scan(self, p, n, out, objects, <Lenient*>NULL)
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     cdef int _feed_buffered(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
-        """Continue the reply held in the parser buffer with p[0:n]."""
-        cdef Py_ssize_t pos = 0, partial, window, lf, size
+        """Continue the reply held in the parser buffer with p[0:n], a line at
+        a time (each is appended to the buffer, then checked there); once the
+        reply is complete, go on in place with what follows it."""
+        cdef Py_ssize_t pos = 0      # where the rest of the line starts, in p
+        cdef Py_ssize_t held         # bytes of the line already in the buffer
+        cdef Py_ssize_t window       # bytes of p where its LF may be, within max_line
+        cdef Py_ssize_t lf, size
         cdef const char* q
-        cdef int result
+        cdef int last
         cdef bytes preview
         while True:
-            partial = self._len - self._line_start
-            window = self._st.max_line - partial
+            held = self._len - self._line_start
+            window = self._state.max_line - held
             if window > n - pos:
                 window = n - pos
             q = find_lf(p + pos, window)
             if q == NULL:
-                if partial + window >= self._st.max_line:
-                    preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, partial)
+                if held + window >= self._state.max_line:
+                    preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, held)
                                + PyBytes_FromStringAndSize(p + pos, window if window < 81 else 81))
                     self._fail(wire_error(TOO_LONG, self._offset + self._line_start, preview, out,
-                                          max_line=self._st.max_line))
+                                          max_line=self._state.max_line))
                 self._append(p + pos, n - pos)
                 return 0
             lf = q - p
             self._append(p + pos, lf + 1 - pos)
             pos = lf + 1
-            result = check_line(self._buf, self._line_start, self._len - 1, &self._st)
-            if result < 0:
-                self._line_error(result, self._buf, self._line_start, self._len - 1,
+            last = check_line(self._buf, self._line_start, self._len - 1, &self._state)
+            if last < 0:
+                self._line_error(last, self._buf, self._line_start, self._len - 1,
                                  self._offset + self._line_start, out)
-            if result:
-                size = self._len
-                if objects:
-                    out.append(_new_reply(self._st.last_code, self._buf, size))
-                    if self._ck_on and not _log_allows(self._ck_words, self._ck_rows, self._ck_log,
-                                                       self._ck_n, len(out) - 1,
-                                                       self._st.last_code):
-                        self._ck_bad.append(len(out) - 1)
-                else:
-                    if SHARED_CODES:
-                        out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
-                    else:
-                        out.append(_code_int(self, self._st.last_code))
-                self._st.nlines = 0
-                self._offset += size
-                self._len = 0
-                self._line_start = 0
-                if self._cap > KEEP_CAPACITY:
-                    PyMem_Free(self._buf)
-                    self._buf = NULL
-                    self._cap = 0
-                return self._feed_direct(p + pos, n - pos, out, objects)
-            self._line_start = self._len
+            if not last:
+                self._line_start = self._len
+                continue
+            # The reply is complete: the whole buffer.
+            size = self._len
+            self._emit_reply(out, objects, self._buf, size, self._state.last_code)
+            self._state.nlines = 0
+            self._offset += size
+            self._len = 0
+            self._line_start = 0
+            if self._cap > KEEP_CAPACITY:
+                PyMem_Free(self._buf)
+                self._buf = NULL
+                self._cap = 0
+            return self._feed_direct(p + pos, n - pos, out, objects)
+
+    cdef inline int _emit_reply(self, list out, bint objects, const char* p, Py_ssize_t size,
+                                int code) except -1:
+        """Append the complete reply p[0:size], whose code is ``code``, to
+        ``out``: for feed_codes() the code alone (a shared int of CODES, or
+        this parser's own: see SHARED_CODES), else a Reply, checked against
+        the command log while feed_checked() runs."""
+        cdef Reply reply
+        cdef Py_ssize_t index
+        if not objects:
+            if SHARED_CODES:
+                out.append(<object>PyTuple_GET_ITEM(CODES, code))
+            else:
+                out.append(_code_int(self, code))
+            return 0
+        reply = Reply.__new__(Reply)
+        reply.code = code
+        reply._raw = PyBytes_FromStringAndSize(p, size)
+        out.append(reply)
+        if self._checking:
+            index = PyList_GET_SIZE(out) - 1
+            if not _log_allows(self._check_masks, self._check_commands, self._check_log,
+                               self._check_logged, index, code):
+                self._check_unexpected.append(index)
+        return 0
 
 
 cdef bytes _log_bytes(object commands, object start, Py_ssize_t most, Py_ssize_t known):
@@ -822,111 +833,113 @@ cdef bytes _log_bytes(object commands, object start, Py_ssize_t most, Py_ssize_t
     return window
 
 
-# The two kinds of rules _scan_direct() is compiled for.
-cdef struct _Lenient:
-    char unused
-
-cdef struct _Strict:
-    char unused
-
-ctypedef fused _Rules:
-    _Lenient
-    _Strict
+# -- the scan of a chunk: find the lines, check each, emit each reply -------------
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, bint objects,
-                      _Rules* rules) except -1:
-    """ReplyParser._feed_direct(), compiled once for each kind of rules (the
-    tests of strict mode vanish from the lenient loop)."""
-    cdef Py_ssize_t reply_start = 0, line_start = 0, base = 0, seen, lf
-    cdef int result, code
-    cdef bint too_long = False, short
-    cdef uint64_t mask
-    cdef Reply reply
-    cdef LineState st = self._st   # a local copy the compiler can keep in registers
-    cdef Py_ssize_t max_line = st.max_line
-    cdef Py_ssize_t last_more = st.max_lines - 1  # a line after this many must be the last
-    cdef bint strict
-    # feed_checked(): the log from the first reply of the call, and the table
-    cdef bint ck_on = self._ck_on
-    cdef const unsigned char* ck_log = self._ck_log
-    cdef const uint64_t* ck_words = self._ck_words
-    cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i
-    if _Rules is _Strict:  # decided when compiling
-        strict = True
+cdef inline int _take_line(ReplyParser self, const char* p, Py_ssize_t start, Py_ssize_t lf,
+                           LineState* state, Py_ssize_t last_more, bint strict, list out) except -1:
+    """Check the line p[start:lf+1] (at most ``max_line`` bytes: the caller
+    made sure) and count it; return 1 when it ends its reply, 0 when more
+    lines follow, or raise the error it has.
+
+    Most lines have the common form that quick_line() recognises in a few
+    instructions; everything else goes through check_line(), which applies
+    every rule in the reference's order and names the error."""
+    cdef int last = quick_line(p, start, lf, strict)
+    cdef int code
+    if last == 0 and 0 < state.nlines < last_more and not strict:
+        # A line in the middle of a reply (most lines of a long one): its
+        # code is not needed, nothing of it is kept.
+        state.nlines += 1
+        return 0
+    if last >= 0 and (last or state.nlines < last_more):
+        # Of the common form and within max_reply_lines.  Its code matters on
+        # the first line, the last one, and every line in strict mode (which
+        # must repeat the first line's).
+        if state.nlines == 0:
+            state.first_code = state.last_code = code_at(p + start)
+        elif last or strict:
+            code = code_at(p + start)
+            if strict and code != state.first_code:
+                last = -1  # check_line() names the error
+            state.last_code = code
     else:
-        strict = False
-    # One 64-byte block at a time: a bitmap of its LFs, then each line that
-    # ends in the block, in order.
-    while base < n:
-        if base + 64 <= n:
-            mask = lf_mask64(p + base)
-            seen = base + 64
+        last = -1
+    if last >= 0:
+        state.nlines += 1
+        return last
+    last = check_line(p, start, lf, state)
+    if last < 0:
+        self._state = state[0]
+        self._line_error(last, p, start, lf, self._offset + start, out)
+    return last
+
+
+# The two sets of wire rules, as types: _scan() below is written once and
+# compiled once for each (Cython makes a copy of a function for every type of
+# a fused argument), so that ``strict`` is a constant in each copy and the
+# tests of strict mode vanish from the lenient loop.  (A ``bint strict``
+# argument that is constant at both call sites is left to the C compiler,
+# which keeps one copy with the tests in it: 1 to 3% more instructions a
+# reply, measured with bench/profile_parsers.py --callgrind.)
+cdef struct Lenient:
+    char unused
+
+cdef struct Strict:
+    char unused
+
+ctypedef fused Rules:
+    Lenient
+    Strict
+
+
+cdef int _scan(ReplyParser self, const char* p, Py_ssize_t n, list out, bint objects,
+               Rules* rules) except -1:
+    """ReplyParser._feed_direct(): parse p[0:n] in place, 64 bytes at a
+    time: find the lines (a bitmap of the LFs of a block), check each
+    (_take_line), emit each reply a line completes (_emit_reply).  ``rules``
+    is only its type: a NULL of the rules to apply."""
+    cdef LineState state = self._state  # a local copy the compiler can keep in registers
+    cdef Py_ssize_t max_line = state.max_line
+    cdef Py_ssize_t last_more = state.max_lines - 1
+    cdef Py_ssize_t reply_start = 0  # where the reply being read starts, in p
+    cdef Py_ssize_t line_start = 0   # where the line being read starts
+    cdef Py_ssize_t block = 0        # the block of 64 bytes searched for line ends
+    cdef Py_ssize_t block_end
+    cdef uint64_t line_ends          # the LFs of the block not taken yet, a bit each
+    cdef bint all_short              # every line that ends in the block is short enough
+    cdef bint too_long = False
+    cdef Py_ssize_t lf
+    cdef bint strict = Rules is Strict  # decided when compiling
+    while block < n:
+        # Find the lines: a bitmap of the LFs of the block.
+        if block + 64 <= n:
+            line_ends = lf_mask64(p + block)
+            block_end = block + 64
         else:
-            mask = lf_mask_tail(p + base, n - base)
-            seen = n
+            line_ends = lf_mask_tail(p + block, n - block)
+            block_end = n
         # A line that ends in this block is within the limit when the line
         # being read at its start is (the lines after it start later).
-        short = seen - line_start <= max_line
-        while mask:
-            lf = base + ctz64(mask)
-            mask &= mask - 1
-            if not short and lf + 1 - line_start > max_line:
+        all_short = block_end - line_start <= max_line
+        while line_ends:
+            lf = block + ctz64(line_ends)
+            line_ends &= line_ends - 1
+            if not all_short and lf + 1 - line_start > max_line:
                 too_long = True  # no LF in the first max_line bytes of the line
                 break
-            result = quick_line(p, line_start, lf, strict)
-            if result == 0 and 0 < st.nlines < last_more and not strict:
-                # A line in the middle of a reply (most lines of a long
-                # reply): nothing of it is kept.
-                st.nlines += 1
-                line_start = lf + 1
-                continue
-            if result >= 0 and (result or st.nlines < last_more):
-                # A good line.  Its code matters on the first line, the
-                # last one, and every line in strict mode (same code).
-                if st.nlines == 0:
-                    st.first_code = st.last_code = code_at(p + line_start)
-                elif result or strict:
-                    code = code_at(p + line_start)
-                    if strict and code != st.first_code:
-                        result = -1
-                    st.last_code = code
-            else:
-                result = -1
-            if result >= 0:
-                st.nlines += 1
-            else:
-                result = check_line(p, line_start, lf, &st)
-                if result < 0:
-                    self._st = st
-                    self._line_error(result, p, line_start, lf, self._offset + line_start, out)
+            # Check the line; emit the reply it ends.
+            if _take_line(self, p, line_start, lf, &state, last_more, strict, out):
+                self._emit_reply(out, objects, p + reply_start, lf + 1 - reply_start,
+                                 state.last_code)
+                state.nlines = 0
+                reply_start = lf + 1
             line_start = lf + 1
-            if result:
-                # A reply is complete: p[reply_start:line_start].
-                if objects:
-                    reply = Reply.__new__(Reply)
-                    reply.code = st.last_code
-                    reply._raw = PyBytes_FromStringAndSize(p + reply_start,
-                                                           line_start - reply_start)
-                    out.append(reply)
-                    if ck_on:
-                        i = PyList_GET_SIZE(out) - 1
-                        if not _log_allows(ck_words, ck_rows, ck_log, ck_n, i, st.last_code):
-                            self._ck_bad.append(i)
-                else:
-                    if SHARED_CODES:
-                        out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
-                    else:
-                        out.append(_code_int(self, st.last_code))
-                st.nlines = 0
-                reply_start = line_start
-        if too_long or seen - line_start >= max_line:
+        if too_long or block_end - line_start >= max_line:
             too_long = True
             break
-        base = seen
-    self._st = st
+        block = block_end
+    self._state = state
     if too_long:
         # No LF in max_line bytes: this line cannot end within the limit.
         self._fail(wire_error(
