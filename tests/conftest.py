@@ -11,8 +11,9 @@ from __future__ import annotations
 import importlib
 import os
 import random
+from dataclasses import dataclass
 from types import ModuleType
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterable, Iterator
 
 import pytest
 
@@ -106,23 +107,64 @@ def chunkings(data: bytes, seed: int = 0) -> Iterator[tuple[str, list[bytes]]]:
         yield f"random{round_}", pieces
 
 
-def run_stream(
-    module: ModuleType, chunks: Sequence[bytes | bytearray | memoryview], close: bool = True,
-    **options: Any,
-) -> tuple[list[Any], BaseException | None]:
-    """Feed ``chunks`` to a new parser; return every reply and the error, if any
-    (replies attached to the error are included in the list)."""
-    parser = module.ReplyParser(**options)
+@dataclass
+class Fed:
+    """What a caller saw while :func:`feed_chunks` fed a parser."""
+
+    #: Everything observable, in order: for each feed, what it returned (a
+    #: reply as ``(code, lines, raw, is_multiline)``, a code as itself) and
+    #: then ``(buffered, offset)``; at the end ``"closed"`` (a clean close)
+    #: or the error as ``(type name, offset, line, message, its replies)``.
+    #: Empty unless asked for (``keep=True``).
+    trace: list[Any]
+    #: Every reply (or code) returned, then those the error carried (``keep``).
+    replies: list[Any]
+    #: How many replies (or codes) came back, the error's included.
+    count: int
+    #: Bytes fed, the chunk that raised included.
+    fed: int
+    #: The error that ended the feeding, or None.
+    error: ReplyError | None
+
+
+def _seen(item: Any) -> Any:
+    return item if isinstance(item, int) else (item.code, item.lines, item.raw, item.is_multiline)
+
+
+def feed_chunks(
+    parser: Any, chunks: Iterable[bytes | bytearray | memoryview], *, close: bool = True,
+    codes: bool = False, keep: bool = True, watch: Callable[[Any], None] | None = None,
+) -> Fed:
+    """Feed ``chunks`` to ``parser`` (``feed_codes`` with ``codes``) until they
+    run out or it raises a :class:`ReplyError`; then ``close()`` it (unless
+    ``close`` is false).  ``watch(parser)`` runs after every feed.  With
+    ``keep=False`` only the counts are kept (for memory measurements)."""
+    feed = parser.feed_codes if codes else parser.feed
+    trace: list[Any] = []
     replies: list[Any] = []
+    count = fed = 0
     try:
         for chunk in chunks:
-            replies.extend(parser.feed(chunk))
+            fed += len(chunk)
+            got = feed(chunk)
+            count += len(got)
+            if keep:
+                replies += got
+                trace.append([_seen(item) for item in got])
+                trace.append((parser.buffered, parser.offset))
+            if watch is not None:
+                watch(parser)
         if close:
             parser.close()
+            trace.append("closed")
     except ReplyError as exc:
-        replies.extend(exc.replies)
-        return replies, exc
-    return replies, None
+        count += len(exc.replies)
+        if keep:
+            replies += exc.replies
+            trace.append((type(exc).__name__, exc.offset, exc.line, str(exc),
+                          [_seen(item) for item in exc.replies]))
+        return Fed(trace, replies, count, fed, exc)
+    return Fed(trace, replies, count, fed, None)
 
 
 # -- the classifier's two matchers --------------------------------------------

@@ -15,6 +15,16 @@ Wire rules (RFC 5321 section 4.2, lenient where real servers are sloppy):
 * lines of one reply with different codes: the last line's code wins
   (``strict``: :class:`~fastreply.errors.InconsistentReply`);
 * text is kept byte for byte, minus the separator and the line end.
+
+The specification is :meth:`ReplyParser._line`: it checks one line against
+each rule, in the order above, and names what is wrong.  Everything else is
+bookkeeping around it, and one accelerator: at a reply boundary a regular
+expression built from the same rules and the limits (:func:`_fast_path`)
+takes a whole run of well-formed replies in one call, leaving whatever it
+does not take to ``_line``.  It accepts nothing ``_line`` refuses and
+changes nothing a caller sees (``tests/test_reference.py`` runs the two
+against each other on random streams); the compiled parser's
+``check_line`` follows ``_line`` rule for rule.
 """
 
 from __future__ import annotations
@@ -625,20 +635,25 @@ def _reply_from_match(match: tuple[bytes, bytes, bytes], _new: Any = object.__ne
 # line-by-line path.
 _MAX_REPEAT = 65535
 
+#: A "fast path" that takes nothing: every byte goes through ``_line``.
+_LINE_BY_LINE: Callable[[bytes], list[Any]] = re.compile(rb"()()((?s:.+))").findall
+
 
 @functools.lru_cache(maxsize=32)
 def _fast_path(max_line: int, max_lines: int, strict: bool) -> Callable[[bytes], list[Any]]:
-    """A pattern that cuts a run of complete, well-formed replies at the start
-    of a chunk into ``(raw, code, b"")`` matches (``code`` is the last line's),
-    followed by one ``(b"", b"", rest)`` match for whatever follows the run.
+    """The accelerator: a pattern that cuts a run of complete, well-formed
+    replies at the start of a chunk into ``(raw, code, b"")`` matches (``code``
+    is the last line's), followed by one ``(b"", b"", rest)`` match for
+    whatever follows the run.
 
     The pattern encodes the wire rules and the limits: it accepts nothing
-    the line-by-line check would refuse.  It may stop earlier (on limits
-    above what it counts, say); the line-by-line path then takes over.
+    the line-by-line check (``ReplyParser._line``, the specification) would
+    refuse.  It may stop earlier (on limits above what it counts, say); the
+    line-by-line path then takes over.
     """
     if max_line < 6:
         # Too short for the patterns below to be exact: all line by line.
-        return re.compile(rb"()()((?s:.+))").findall
+        return _LINE_BY_LINE
     more = min(max_lines - 1, _MAX_REPEAT)
     if strict:
         # CRLF only, codes 200-559 per the ABNF, the same code on every line.
