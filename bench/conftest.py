@@ -4,7 +4,7 @@ The same implementation fixture as the tests: every parser benchmark runs
 against the compiled module and the pure-Python one, and the compiled one
 must import unless ``--no-c-extensions`` is given (or
 ``FASTREPLY_NO_EXTENSIONS`` is set).  The workloads are the generated corpora
-of :mod:`fastreply.corpus`, the same ones ``fastreply bench`` measures.
+of :mod:`fastreply._bench.corpus`, the same ones ``fastreply bench`` measures.
 
 ``pytest bench --benchmark-disable`` runs every benchmark once, as a test
 (CI does this so the suite cannot rot); ``pytest bench`` measures.
@@ -19,7 +19,7 @@ from types import ModuleType
 
 import pytest
 
-from fastreply.corpus import WORKLOADS, Corpus, generate
+from fastreply._bench.corpus import WORKLOADS, Corpus, generate
 
 IMPLEMENTATIONS = {"python": "fastreply._parser_py", "cython": "fastreply._parser_c"}
 

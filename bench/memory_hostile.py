@@ -189,7 +189,7 @@ def plan(name: str, size: int, tiny: int) -> Plan:
         return Plan(lambda: itertools.chain(body(), [tail]), "MalformedReply",
                     count * len(block), held=10 * DEFAULT_LINE)
     if name == "well-formed":
-        from fastreply.corpus import generate
+        from fastreply._bench.corpus import generate
 
         block = generate("mix", size=4 * MB, seed=3).data
         count = max(1, -(-size // len(block)))  # at least S bytes

@@ -5,7 +5,7 @@
     python bench/thread_scaling.py --threads 1,2,4 --json scaling.json
 
 Each thread has its own parser (one per connection, as the docs say) and
-parses the same corpus (``fastreply.corpus``, ``mix`` by default) in 64 KiB
+parses the same corpus (``fastreply._bench.corpus``, ``mix`` by default) in 64 KiB
 reads, over and over, through one public path:
 
 ``feed``      ``ReplyParser.feed()``, a list of ``Reply`` objects a read
@@ -13,7 +13,7 @@ reads, over and over, through one public path:
 ``checked``   ``ReplyParser.feed_checked()`` against ``tables.MODERN`` (shared
               by all threads) and a command log (one a thread)
 
-The runners are those of ``fastreply bench`` (``fastreply.bench.prepare``).
+The runners are those of ``fastreply bench`` (``fastreply._bench.engine.prepare``).
 A measurement starts N threads at a barrier, lets them parse for
 ``--seconds`` and counts the replies each parsed in the passes it finished
 (a thread's rate is its replies over the time its finished passes took).
@@ -44,9 +44,9 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from fastreply import bench
+from fastreply._bench import engine
 from fastreply._parser import ReplyParserC, ReplyParserPy
-from fastreply.corpus import WORKLOADS, generate
+from fastreply._bench.corpus import WORKLOADS, generate
 
 PATHS = {"feed": "compiled", "codes": "codes", "checked": "validated"}  # path -> bench key
 PARSERS = {"compiled": ReplyParserC, "python": ReplyParserPy}
@@ -148,7 +148,7 @@ def main() -> int:
     # would (the table is shared).
     runners = {
         (impl, path): [
-            bench.prepare(PATHS[path], corpus, bench.DEFAULT_CHUNK, PARSERS[impl]).run
+            engine.prepare(PATHS[path], corpus, engine.DEFAULT_CHUNK, PARSERS[impl]).run
             for _ in range(max(counts))
         ]
         for impl in impls

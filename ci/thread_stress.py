@@ -52,7 +52,7 @@ from typing import Any, Callable
 
 import fastreply
 from fastreply import tables
-from fastreply.corpus import generate
+from fastreply._bench.corpus import generate
 from fastreply.errors import ReplyError
 
 MODULES = {"cython": "fastreply._parser_c", "python": "fastreply._parser_py"}

@@ -116,7 +116,7 @@ def seeds() -> dict[str, bytes]:
         out["sample-session"] = encode(data)
         out["sample-session-split"] = encode(data, chunking=11, spread=40, chunk_type=2)
     try:
-        from fastreply.corpus import generate
+        from fastreply._bench.corpus import generate
     except ImportError:
         pass
     else:

@@ -10,7 +10,7 @@ from types import ModuleType
 
 import pytest
 
-from fastreply.corpus import WORKLOADS, Corpus, Exchange, generate
+from fastreply._bench.corpus import WORKLOADS, Corpus, Exchange, generate
 
 SMALL = 40_000
 

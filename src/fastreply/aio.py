@@ -53,6 +53,7 @@ import weakref
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
+from ._common import READ_SIZE
 from ._parser import Reply, ReplyParser
 from ._transaction import (
     Exchange,
@@ -88,9 +89,6 @@ __all__ = [
     "SMTPTimeoutError",
     "AUTH_MECHANISMS",
 ]
-
-#: How many bytes one read from a StreamReader asks for.
-READ_SIZE = 64 * 1024
 
 #: Parsed replies a :class:`ReplyQueue` holds before it pauses reading.
 DEFAULT_MAX_PENDING = 10_000

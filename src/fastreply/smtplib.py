@@ -60,6 +60,7 @@ from collections import deque
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, NoReturn, Sequence
 
+from ._common import READ_SIZE
 from ._parser import ReplyParser
 from ._transaction import Transaction, TransactionEngine, quote_address
 from .errors import ReplyError
@@ -121,9 +122,6 @@ __all__ = [
     "bCRLF",
     "OLDSTYLE_AUTH",
 ]
-
-#: How many bytes one read from the server asks for.
-READ_SIZE = 65536
 
 #: What the standard getreply() strips from each line's text.
 _STRIP = b" \t\r\n"

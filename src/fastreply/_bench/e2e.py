@@ -801,16 +801,14 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``fastreply bench --e2e``: the tables on stdout (progress on stderr)."""
-    from ..bench import PLOT_MISSING, have_matplotlib
+    from .parsers import DEFAULT_ROUNDS as PARSER_ROUNDS, PLOT_MISSING, have_matplotlib
 
     stdout, stderr = sys.stdout, sys.stderr
     if args.plot and not have_matplotlib():
         stderr.write(f"fastreply bench --e2e: {PLOT_MISSING}\n")
         return 2
-    # The options come as text from fastreply's command line (which does not
-    # import this module to build its parser): checked here.
-    from ..bench import DEFAULT_ROUNDS as PARSER_ROUNDS
-
+    # The options come as text (the end-to-end group of the options is built
+    # without importing this module): checked here.
     if getattr(args, "rounds", PARSER_ROUNDS) != PARSER_ROUNDS:
         stderr.write("fastreply bench --e2e: --rounds is the parser benchmark's; "
                      "use --e2e-rounds\n")
