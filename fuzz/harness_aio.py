@@ -37,6 +37,7 @@ and the two parsers give the same trace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from types import ModuleType
 from typing import Any
@@ -84,7 +85,7 @@ class _Run:
         self.ops = data[HEADER:]
         self.reader_mode = bool(head[0] & FLAG_READER)
         self.stream, self.raws = stream_of(head)
-        self.parser = module.ReplyParser(strict=bool(head[0] & FLAG_STRICT))
+        self.make_parser = functools.partial(module.ReplyParser, strict=bool(head[0] & FLAG_STRICT))
         self.fed = 0
         self.taken: list[tuple[int, bytes]] = []  # (caller, raw) in the order taken
         self.dropped: list[bytes] = []
@@ -149,9 +150,11 @@ class _Run:
         aio = self.aio
         if self.reader_mode:
             self.sreader = asyncio.StreamReader()
-            self.rreader = aio.ReplyReader(self.sreader, self.parser, read_size=37)
+            self.rreader = aio.ReplyReader(self.sreader, self.make_parser, read_size=37)
+            self.parser = self.rreader.parser
         else:
-            self.queue = aio.ReplyQueue(self.parser)
+            self.queue = aio.ReplyQueue(self.make_parser)
+            self.parser = self.queue.parser
         for byte in self.ops[:300]:
             op, arg = byte & 7, byte >> 3
             if op == 0:

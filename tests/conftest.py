@@ -1,15 +1,14 @@
-"""Shared fixtures: every parser test runs against both implementations.
+"""Shared fixtures and helpers of the test suite.
 
-The compiled module is required unless ``--no-c-extensions`` is given (or
-``FASTREPLY_NO_EXTENSIONS`` is set, which forces the fallback everywhere):
-a build that silently fell back to pure Python fails the run instead of
-testing the wrong thing.
+Which implementation each test runs (``impl``, ``classifier_impl``,
+``selected``, ``both``, the ``--c-extensions`` options) comes from
+``implementations.py``, which the benchmark suite shares; here are the
+helpers that feed a parser and record what a caller sees.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
 import random
 from dataclasses import dataclass
 from types import ModuleType
@@ -18,55 +17,17 @@ from typing import Any, Callable, Iterable, Iterator
 import pytest
 
 from fastreply.errors import ReplyError
+from implementations import (  # noqa: F401 - fixtures, found here by pytest
+    add_options,
+    c_extensions_enabled,
+    classifier_impl,
+    generate_tests,
+    impl,
+    selected,
+)
 
-
-def pytest_addoption(parser: pytest.Parser) -> None:
-    group = parser.getgroup("fastreply")
-    default = not os.environ.get("FASTREPLY_NO_EXTENSIONS")
-    group.addoption(
-        "--c-extensions",
-        action="store_true",
-        dest="c_extensions",
-        default=default,
-        help="test the compiled module too; it must import (default unless "
-        "FASTREPLY_NO_EXTENSIONS is set)",
-    )
-    group.addoption(
-        "--no-c-extensions",
-        action="store_false",
-        dest="c_extensions",
-        help="test only the pure-Python implementation",
-    )
-
-
-def c_extensions_enabled(config: pytest.Config) -> bool:
-    return bool(config.getoption("c_extensions"))
-
-
-IMPLEMENTATIONS = {"python": "fastreply._parser_py", "cython": "fastreply._parser_c"}
-
-
-def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if "impl" in metafunc.fixturenames:
-        names = ["python"]
-        if c_extensions_enabled(metafunc.config):
-            names.insert(0, "cython")
-        params = [
-            pytest.param(name, marks=[pytest.mark.c_extension] if name == "cython" else [])
-            for name in names
-        ]
-        metafunc.parametrize("impl", params, indirect=True, scope="session")
-    if "classifier_impl" in metafunc.fixturenames:
-        metafunc.parametrize(
-            "classifier_impl", _classifier_params(metafunc.config), indirect=True, scope="session"
-        )
-
-
-@pytest.fixture(scope="session")
-def impl(request: pytest.FixtureRequest) -> ModuleType:
-    """The parser module under test: ``fastreply._parser_c`` or ``_parser_py``."""
-    # An ImportError here fails the test run: the compiled module was asked for.
-    return importlib.import_module(IMPLEMENTATIONS[request.param])
+pytest_addoption = add_options
+pytest_generate_tests = generate_tests
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -168,27 +129,6 @@ def feed_chunks(
 
 
 # -- the classifier's two matchers --------------------------------------------
-
-CLASSIFIERS = {"python": "fastreply._classify_py", "cython": "fastreply._classify_c"}
-
-
-def _classifier_params(config: pytest.Config) -> list[Any]:
-    names = ["python"]
-    if c_extensions_enabled(config):
-        names.insert(0, "cython")
-    return [
-        pytest.param(name, marks=[pytest.mark.c_extension] if name == "cython" else [])
-        for name in names
-    ]
-
-
-@pytest.fixture(scope="session")
-def classifier_impl(request: pytest.FixtureRequest) -> ModuleType:
-    """The classifier matcher module under test: ``fastreply._classify_c`` or
-    ``fastreply._classify_py`` (the compiled one must import unless
-    ``--no-c-extensions``)."""
-    # An ImportError here fails the run: the compiled module was asked for.
-    return importlib.import_module(CLASSIFIERS[request.param])
 
 
 @pytest.fixture(scope="session")
