@@ -25,14 +25,8 @@ import re
 import sys
 from typing import Any, Iterable, Sequence
 
-from .errors import (
-    IncompleteReply,
-    InconsistentReply,
-    LineTooLong,
-    MalformedReply,
-    ReplyError,
-    TooManyLines,
-)
+from . import errors
+from .errors import ReplyError
 
 #: Longest accepted line, counted with its line end (smtplib's ``_MAXLINE``).
 DEFAULT_MAX_LINE_LENGTH = 8192
@@ -168,21 +162,27 @@ INCOMPLETE = 9
 #: ``max_lines``, ``digits`` (the line's first three bytes), ``first_code``
 #: (of the reply's first line), ``buffered`` (bytes held at the end).
 WIRE_ERRORS: dict[int, tuple[type[ReplyError], str]] = {
-    TOO_LONG: (LineTooLong, "line longer than max_line_length={max_line} bytes"),
-    BARE_LF: (MalformedReply, "line ends with a bare LF (strict mode needs CRLF)"),
-    NO_CODE: (MalformedReply, "line does not start with a three-digit reply code"),
-    SEPARATOR: (MalformedReply, "reply code is followed by neither '-', ' ' nor the line end"),
+    TOO_LONG: (errors.LineTooLong, "line longer than max_line_length={max_line} bytes"),
+    BARE_LF: (errors.MalformedReply, "line ends with a bare LF (strict mode needs CRLF)"),
+    NO_CODE: (errors.MalformedReply, "line does not start with a three-digit reply code"),
+    SEPARATOR: (
+        errors.MalformedReply,
+        "reply code is followed by neither '-', ' ' nor the line end",
+    ),
     STRICT_RANGE: (
-        MalformedReply,
+        errors.MalformedReply,
         "reply code {digits} is outside the RFC 5321 range (first digit 2-5, second 0-5)",
     ),
-    RANGE: (MalformedReply, "reply code {digits} does not start with a digit 1-5"),
+    RANGE: (errors.MalformedReply, "reply code {digits} does not start with a digit 1-5"),
     INCONSISTENT: (
-        InconsistentReply,
+        errors.InconsistentReply,
         "line has code {digits} but the reply started with {first_code}",
     ),
-    TOO_MANY: (TooManyLines, "reply continues past max_reply_lines={max_lines} lines"),
-    INCOMPLETE: (IncompleteReply, "stream ended inside a reply ({buffered} bytes buffered)"),
+    TOO_MANY: (errors.TooManyLines, "reply continues past max_reply_lines={max_lines} lines"),
+    INCOMPLETE: (
+        errors.IncompleteReply,
+        "stream ended inside a reply ({buffered} bytes buffered)",
+    ),
 }
 
 
@@ -210,7 +210,9 @@ def wire_error(
     return cls(reason, offset=offset, line=line, replies=replies)
 
 
-def stopped_error(error_type: type[ReplyError], reason: str, offset: int, line: bytes) -> ReplyError:
+def stopped_error(
+    error_type: type[ReplyError], reason: str, offset: int, line: bytes
+) -> ReplyError:
     """What every call raises once an error stopped the parser."""
     return error_type(
         f"parser stopped by an earlier error ({reason}); call reset()", offset=offset, line=line
