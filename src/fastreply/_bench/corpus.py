@@ -158,6 +158,7 @@ def generate(workload: str, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) 
         ) from None
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive number of bytes, got {size!r}")
+    # (The module's old name seeds the generator: the same bytes as ever.)
     rng = _Rng(f"fastreply.corpus:{workload}:{seed}")
     exchanges: list[Exchange] = []
     total = 0
