@@ -840,7 +840,8 @@ cdef inline int _take_line(ReplyParser self, const char* p, Py_ssize_t start, Py
                            LineState* state, Py_ssize_t last_more, bint strict, list out) except -1:
     """Check the line p[start:lf+1] (at most ``max_line`` bytes: the caller
     made sure) and count it; return 1 when it ends its reply, 0 when more
-    lines follow, or raise the error it has.
+    lines follow, or raise the error it has.  ``last_more`` is
+    ``max_reply_lines - 1``: a line after that many must be the last.
 
     Most lines have the common form that quick_line() recognises in a few
     instructions; everything else goes through check_line(), which applies
