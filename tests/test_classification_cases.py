@@ -19,11 +19,19 @@ from fastreply.classification import ACTIONS, CATEGORIES, PROVIDERS, Classifier
 CASES_PATH = Path(__file__).resolve().parent / "data" / "classification_cases.json"
 CASES: list[dict[str, Any]] = json.loads(CASES_PATH.read_text("utf-8"))["cases"]
 
-# The goals (and what the held-out part must not fall below).
-HELDOUT_CATEGORY_GOAL = 0.80
-HELDOUT_ACTION_GOAL = 0.90
+# The goals of issue 14, on replies the rules were not written from.
+CATEGORY_GOAL = 0.80
+ACTION_GOAL = 0.95
+
+# Floors: what each part must not fall below.  ``dev`` and ``heldout`` are
+# development data (rules are written from them).  ``heldout2`` was measured
+# once, after the second round of rules: 83/127 category (65.4%), 114/127
+# action (89.8%), both below the goals; its floors are that measure rounded
+# down, never above it, so that a regression shows and the figure stays honest.
 DEV_CATEGORY_FLOOR = 0.95
 DEV_ACTION_FLOOR = 0.97
+HELDOUT2_CATEGORY_FLOOR = 0.65
+HELDOUT2_ACTION_FLOOR = 0.89
 
 
 def agreement(classifier: Classifier, impl: ModuleType, split: str) -> tuple[float, float, list[str]]:
@@ -62,16 +70,19 @@ def test_the_set_is_well_formed() -> None:
     assert set(PROVIDERS) <= {c["provider"] for c in CASES}
 
 
-def test_dev_agreement(classifier: Classifier, impl: ModuleType) -> None:
-    category, action, misses = agreement(classifier, impl, "dev")
+@pytest.mark.parametrize("split", ["dev", "heldout"])
+def test_development_agreement(classifier: Classifier, impl: ModuleType, split: str) -> None:
+    category, action, misses = agreement(classifier, impl, split)
     assert category >= DEV_CATEGORY_FLOOR, misses
     assert action >= DEV_ACTION_FLOOR, misses
 
 
-def test_heldout_agreement(classifier: Classifier, impl: ModuleType) -> None:
-    category, action, misses = agreement(classifier, impl, "heldout")
-    assert category >= HELDOUT_CATEGORY_GOAL, misses
-    assert action >= HELDOUT_ACTION_GOAL, misses
+def test_heldout2_agreement(classifier: Classifier, impl: ModuleType) -> None:
+    category, action, misses = agreement(classifier, impl, "heldout2")
+    assert category >= HELDOUT2_CATEGORY_FLOOR, misses
+    assert action >= HELDOUT2_ACTION_FLOOR, misses
+    # The floors record the measure; they are not the goals (issue 14).
+    assert HELDOUT2_CATEGORY_FLOOR <= CATEGORY_GOAL and HELDOUT2_ACTION_FLOOR <= ACTION_GOAL
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
