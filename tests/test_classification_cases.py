@@ -30,6 +30,12 @@ ACTION_GOAL = 0.95
 # measured 83/127 category, 114/127 action the one time it was held out).
 DEV_CATEGORY_FLOOR = 0.95
 DEV_ACTION_FLOOR = 0.97
+# ``heldout3`` was measured once, after the third round of rules: 102/152
+# category (67.1%), 139/152 action (91.4%), both below the goals; its floors
+# are that measure rounded down, never above it, so that a regression shows and
+# the figure stays honest.
+HELDOUT3_CATEGORY_FLOOR = 0.67
+HELDOUT3_ACTION_FLOOR = 0.91
 
 
 def agreement(classifier: Classifier, impl: ModuleType, split: str) -> tuple[float, float, list[str]]:
@@ -76,6 +82,15 @@ def test_development_agreement(classifier: Classifier, impl: ModuleType, split: 
     category, action, misses = agreement(classifier, impl, split)
     assert category >= DEV_CATEGORY_FLOOR, misses
     assert action >= DEV_ACTION_FLOOR, misses
+
+
+def test_heldout3_agreement(classifier: Classifier, impl: ModuleType) -> None:
+    category, action, misses = agreement(classifier, impl, "heldout3")
+    assert category >= HELDOUT3_CATEGORY_FLOOR, misses
+    assert action >= HELDOUT3_ACTION_FLOOR, misses
+    # The floors record the measure; they are not the goals (issue 14), which
+    # this part does not meet.
+    assert HELDOUT3_CATEGORY_FLOOR < CATEGORY_GOAL and HELDOUT3_ACTION_FLOOR < ACTION_GOAL
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
