@@ -68,9 +68,16 @@ How a reply is read, cheapest evidence first: the reply code and the command
 it answers; the enhanced status code at the start of the text (RFC 3463),
 with each provider's own meaning where it differs from the IANA registry
 (Google's 4.2.1 "receiving mail too fast", Microsoft's 5.4.1 "access denied"
-for unknown recipients and its 5.7.500-699 ranges, Yahoo's 5.7.9); then one
+for unknown recipients and its 5.7.500-999 details, Yahoo's 5.7.9); then one
 pass over the words of the text for the rules' phrases and the providers'
-tokens.  Words are compared ASCII-case-insensitively, and any run of
+tokens.  A step the text names (``Must issue a STARTTLS command first``,
+``... an AUTH command first``) is stronger evidence than the generic protocol
+words around it; where neither the text nor the enhanced code says more, the
+reply code itself decides (RFC 5321's 500-504 and 555 are protocol errors,
+RFC 4954's 530, 534 and 535 authentication failures, 538 a TLS requirement).
+The recipient categories (an unknown, inactive or disabled address) apply
+only where a recipient exists: at RCPT, at the data, or when the command is
+unknown, never at the greeting, HELO/EHLO, MAIL or AUTH.  Words are compared ASCII-case-insensitively, and any run of
 punctuation or white space matches any other, so ``"user unknown"`` matches
 ``User_unknown`` and ``user  unknown`` alike; a rule's phrase must match
 whole words.
