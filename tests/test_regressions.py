@@ -262,3 +262,166 @@ def test_other_fuzz_targets_keep_the_invariants(impl: ModuleType, name: str, fol
     harness = _harness(name, folder)
     for data in _corpus(folder, least):
         harness.check(data, (impl, impl))
+
+
+# -- the classifier -----------------------------------------------------------------
+#
+# Found by the classify fuzz target (fuzz/harness_classify.py) in the first
+# differential runs: an object with ``code`` and ``lines`` that is not a
+# parser's Reply was read differently by the two matchers (the compiled one
+# joins its lines, the reference read them as given: a float code compared
+# as a float, bytearray lines made an unhashable word, an empty list raised
+# IndexError, a str raised a regex error); and a compiled Matcher made
+# without its tables (``Matcher.__new__``, or an ``__init__`` that failed)
+# read NULL pointers and crashed the interpreter.
+
+
+class Duck:
+    """Has ``code`` and ``lines``, and nothing else of a Reply."""
+
+    def __init__(self, code: Any, lines: Any) -> None:
+        self.code = code
+        self.lines = lines
+
+
+DUCK_ERRORS: list[tuple[Any, Any, type[Exception], str]] = [
+    (550.0, [b"5.1.1 user unknown"], TypeError, "reply code must be an int, not float"),
+    (550.5, [b"x"], TypeError, "reply code must be an int, not float"),
+    (True, [b"x"], TypeError, "reply code must be an int, not bool"),
+    ("550", [b"x"], TypeError, "reply code must be an int, not str"),
+    (550, "user unknown", TypeError, "reply lines must be an iterable of bytes, not str"),
+    (550, b"user unknown", TypeError, "reply lines must be an iterable of bytes, not bytes"),
+    (550, [], ValueError, "a reply has at least one line"),
+    (550, iter(()), ValueError, "a reply has at least one line"),
+    (550, [b"a", 5], TypeError, "reply line 1 must be bytes, not int"),
+    (550, ["user unknown"], TypeError, "reply line 0 must be bytes, not str"),
+    (550, None, TypeError, "'NoneType' object is not iterable"),
+    (1000, [b"x"], ValueError, "reply code must be -1 to 999, got 1000"),
+]
+
+
+@pytest.mark.parametrize(("code", "lines", "error", "message"), DUCK_ERRORS,
+                         ids=[m for *_, m in DUCK_ERRORS])
+def test_classify_refuses_a_bad_reply_object(classifier: Any, code: Any, lines: Any,
+                                             error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as info:
+        classifier.classify(Duck(code, lines), "RCPT")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("lines", [
+    [b"5.1.1 user unknown"],
+    (bytearray(b"5.1.1 user"), memoryview(b"unknown")),
+    [b"4.2.0 greylisted, try again in", b"5 minutes"],
+    [b"4.2.0 greylisted\n5.1.1 try again\r\nin 5 minutes"],  # a line feed inside a line
+    (b"5.2.2 mailbox", b"full"),  # given as an iterator
+], ids=["bytes", "bytearray-memoryview", "two-lines", "lf-inside", "iterator"])
+def test_a_reply_object_reads_as_its_joined_lines(classifier: Any, lines: Any) -> None:
+    """An object with code and lines classifies as ``(code, b"\\n".join(lines))``."""
+    want = classifier.classify((450, b"\n".join(bytes(x) for x in lines)), "RCPT")
+    given = iter(lines) if isinstance(lines, tuple) and lines[-1] == b"full" else lines
+    assert classifier.classify(Duck(450, given), "RCPT") == want
+    assert want.rule != "default-4xx"
+
+
+def test_a_matcher_without_tables_refuses_to_classify(classifier_impl: ModuleType) -> None:
+    from fastreply.classification import Classifier
+
+    empty = classifier_impl.Matcher.__new__(classifier_impl.Matcher)
+    for _ in range(2):
+        with pytest.raises(TypeError, match=r"has no tables: make one with Matcher\(tables\)"):
+            empty.classify((250, b"ok"))
+    tables = Classifier()._tables
+    built = classifier_impl.Matcher(tables)
+    with pytest.raises(TypeError, match="set once"):
+        built.__init__(tables)  # the tables of a matcher in use never change
+    assert built.classify((550, b"5.1.1 user unknown"), "RCPT").category == "invalid_recipient"
+
+
+def test_a_compiled_matcher_whose_init_failed_refuses_to_classify(both: Any) -> None:
+    from fastreply import _classify_c
+    from fastreply.classification import Classifier
+
+    tables = Classifier()._tables
+    broken = _classify_c.Matcher.__new__(_classify_c.Matcher)
+    with pytest.raises(ValueError, match="bad trie entry"):
+        broken.__init__(tables._replace(trie={1 << 16 | 1: 10 ** 6}))  # words built, trie not
+    with pytest.raises(TypeError, match="has no tables"):
+        broken.classify((550, b"5.1.1 user unknown"), "RCPT")
+    with pytest.raises(TypeError, match="set once"):
+        broken.__init__(tables)
+
+
+def test_a_phrase_that_is_not_unicode_names_its_rule(classifier_impl: ModuleType) -> None:
+    from fastreply.classification import Classifier
+
+    with pytest.raises(ValueError, match=r"rule 'mine': phrase '\\udce9t\\udce9' is not valid "
+                                         r"Unicode \(surrogates not allowed at 0\)"):
+        Classifier([{"id": "mine", "phrases": ["\udce9t\udce9"], "category": "spam_content"}],
+                   matcher=classifier_impl.Matcher)
+    with pytest.raises(ValueError, match=r"provider 'acme': phrase '\\ud800' is not valid"):
+        Classifier([], {"acme": {"hosts": [], "tokens": ["\ud800"]}},
+                   matcher=classifier_impl.Matcher)
+
+
+def _classify_modules() -> tuple[ModuleType, ModuleType]:
+    from fastreply import _classify_c, _classify_py
+
+    return _classify_py, _classify_c
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [
+    ("harness_classify", "corpus-classify", 400), ("harness_classify_rules",
+                                                    "corpus-classify-rules", 40)])
+def test_classify_fuzz_targets_replay_clean(both: Any, name: str, folder: str,
+                                            least: int) -> None:
+    """The classifier's seeds (fuzz/corpus-classify*): both matchers give the
+    same answers, which keep the invariants and agree with the rules read one
+    by one."""
+    harness = _harness(name, folder)
+    modules = _classify_modules()
+    for data in _corpus(folder, least):
+        harness.check(data, modules)
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [
+    ("harness_classify", "corpus-classify", 400), ("harness_classify_rules",
+                                                    "corpus-classify-rules", 40)])
+def test_classify_fuzz_targets_keep_the_invariants(classifier_impl: ModuleType, name: str,
+                                                   folder: str, least: int) -> None:
+    harness = _harness(name, folder)
+    for data in _corpus(folder, least):
+        harness.check(data, (classifier_impl, classifier_impl))
+
+
+def test_the_classify_harness_catches_what_it_must(both: Any) -> None:
+    """The check fails on a matcher that answers differently, on one that
+    breaks an invariant even as the reference, and on one that raises an
+    exception other than TypeError or ValueError."""
+    from fastreply import classification
+
+    harness = _harness("harness_classify", "corpus-classify")
+    reference, compiled = _classify_modules()
+    data = harness.encode(b"5.1.1 user unknown", 550, command=2 | 5 << 3)
+    harness.check(data, (reference, compiled))
+
+    class Wrong(reference.Matcher):  # type: ignore[misc, name-defined]
+        def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
+            return super().classify(reply, command, provider)._replace(action="bounce")
+
+    class Unknown(reference.Matcher):  # type: ignore[misc, name-defined]
+        def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
+            return super().classify(reply, command, provider)._replace(category="lost")
+
+    class Raises(reference.Matcher):  # type: ignore[misc, name-defined]
+        def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
+            raise IndexError("list index out of range")
+
+    for broken in (Wrong, Unknown, Raises):
+        fake = type(sys)(f"broken_{broken.__name__}_c")
+        fake.Matcher = broken
+        with pytest.raises(harness.Divergence):
+            harness.check(data, (reference, fake))
+        with pytest.raises(harness.Divergence):  # an invariant or the oracle, even alone
+            harness.check(data, (fake, fake))
+    assert classification.IMPLEMENTATION in ("cython", "python")

@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._parser_py import Reply as _ReplyPy
+
 __all__ = ["Matcher", "classify"]
 
 _WORD = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
@@ -35,6 +37,7 @@ _ENHANCED = re.compile(rb"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?=[ 
 _UNKNOWN_STAGE = 24
 _CONNECTION = 3  # SCOPES.index("connection")
 _MAX_NUMBER_DIGITS = 6
+_NOT_BUILT = "this Matcher has no tables: make one with Matcher(tables)"
 
 
 def _reply_class(code: int) -> int:
@@ -71,9 +74,34 @@ def _reply_input(reply: Any) -> tuple[int, list[bytes]]:
                 "classify() takes a Reply or a (code, message) pair, not "
                 f"{type(reply).__name__}"
             ) from None
+        if type(reply) is not _ReplyPy:
+            # Any other object with ``code`` and ``lines`` (the compiled Reply
+            # too): read as the pair (code, b"\n".join(lines)), checked.
+            code, lines = _checked_lines(code, lines)
     if not -1 <= code <= 999:
         raise ValueError(f"reply code must be -1 to 999, got {code}")
     return code, list(lines)
+
+
+def _checked_lines(code: Any, lines: Any) -> tuple[int, list[bytes]]:
+    """The code and lines of an object given as a reply: an int (not a bool)
+    and a non-empty iterable of bytes-like lines, split again at any LF."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"reply code must be an int, not {type(code).__name__}")
+    if isinstance(lines, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"reply lines must be an iterable of bytes, not {type(lines).__name__}")
+    out: list[bytes] = []
+    split = False
+    for index, line in enumerate(lines):
+        if isinstance(line, (bytearray, memoryview)):
+            line = bytes(line)
+        elif not isinstance(line, bytes):
+            raise TypeError(f"reply line {index} must be bytes, not {type(line).__name__}")
+        split = split or b"\n" in line
+        out.append(line)
+    if not out:
+        raise ValueError("a reply has at least one line")
+    return code, b"\n".join(out).split(b"\n") if split else out
 
 
 def _reply_text(reply: Any) -> tuple[int, bytes]:
@@ -89,12 +117,20 @@ class Matcher:
     __slots__ = ("_t",)
 
     def __init__(self, tables: Any) -> None:
-        self._t = tables
+        try:
+            self._t
+        except AttributeError:
+            self._t = tables
+        else:
+            raise TypeError("a Matcher's tables are set once, when it is built")
 
     def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
         """Classify one reply; ``command`` and ``provider`` as for
         :func:`fastreply.classify`."""
-        t = self._t
+        try:
+            t = self._t
+        except AttributeError:  # made with __new__: no tables to read
+            raise TypeError(_NOT_BUILT) from None
         code, lines = _reply_input(reply)
         cmd = t.command_number(command)
         given = t.provider_number(provider) if provider is not None else 0

@@ -454,7 +454,12 @@ def _enhanced_spec(spec: str, where: str) -> tuple[int, int, int, int]:
 
 
 def _phrase_words(phrase: str, where: str) -> tuple[bytes, ...]:
-    words = tuple(_WORD.findall(phrase.encode("utf-8").lower()))
+    try:
+        data = phrase.encode("utf-8")
+    except UnicodeEncodeError as exc:  # a lone surrogate
+        raise ValueError(f"{where}: phrase {phrase!r} is not valid Unicode "
+                         f"({exc.reason} at {exc.start})") from None
+    words = tuple(_WORD.findall(data.lower()))
     if not words:
         raise ValueError(f"{where}: phrase {phrase!r} has no words")
     if len(words) > MAX_PHRASE_WORDS:
