@@ -14,15 +14,17 @@
 #
 #   ci/fuzz.sh [--target NAME] --quick        (.ci/run: parser 150,000 inputs or 45 s,
 #                                              checked 40,000 or 30 s, aio 8,000 or 30 s,
-#                                              classify 20,000 or 10 s,
-#                                              classify-rules 2,000 or 10 s)
+#                                              classify 20,000 or 8 s,
+#                                              classify-rules 2,000 or 5 s)
 #   ci/fuzz.sh [--target NAME] [ITERATIONS] [MAX_SECONDS]
 #                                             (defaults: 2,000,000 inputs, at most
 #                                              1200 s, for each target)
 #
-# --target parser|checked|aio|classify|classify-rules|all (default all).  e.g. `ci/fuzz.sh 20000000 3600`
-# (an hour a target).  Whichever limit comes first ends a target's run.  Seeds:
-# the target's folder in fuzz/ (read only); what the fuzzer learns goes to
+# --target parser|checked|aio|classify|classify-rules|all (default all).
+# e.g. `ci/fuzz.sh 20000000 3600` (an hour a target).  Whichever limit comes
+# first ends a target's run.  Seeds: the target's folder in fuzz/ (read only;
+# the classify targets' dictionary is fuzz/classify.dict, the others'
+# fuzz/smtp.dict); what the fuzzer learns goes to
 # build/fuzz/corpus (parser) or build/fuzz/corpus-NAME (kept between runs,
 # never committed); a crashing or diverging input goes to build/fuzz/artifacts/
 # and the script fails, printing how to replay it.  A failing input becomes a
@@ -134,8 +136,8 @@ for name in "${TARGETS[@]}"; do
             parser) run_target parser 150000 45 ;;
             checked) run_target checked 40000 30 ;;
             aio) run_target aio 8000 30 ;;
-            classify) run_target classify 20000 10 ;;
-            classify-rules) run_target classify-rules 2000 10 ;;
+            classify) run_target classify 20000 8 ;;
+            classify-rules) run_target classify-rules 2000 5 ;;
         esac
     else
         run_target "$name" "${1:-2000000}" "${2:-1200}"
