@@ -425,3 +425,52 @@ def test_the_classify_harness_catches_what_it_must(both: Any) -> None:
         with pytest.raises(harness.Divergence):  # an invariant or the oracle, even alone
             harness.check(data, (fake, fake))
     assert classification.IMPLEMENTATION in ("cython", "python")
+
+
+# Found by ci/thread_stress.py's classify phase on free-threaded 3.13t: a
+# classifier shared by 4 threads answered right but the pure-Python matcher
+# ran 30 times slower in any thread but the one that built it (about 1,000
+# replies a second with 4 threads instead of 30,000), and the compiled one 14
+# times slower with a command or provider given as a str.  The cause: on 3.13t
+# ``dict.get()`` of a key equal to (not the same object as) a key that
+# another thread stored takes a slow path, some 50 times slower than ``key in
+# d`` and ``d[key]``.  The matcher's word table, trie and enhanced-code index
+# and the command and provider caches are read with ``in`` and ``[]`` now.
+
+
+class GetlessDict(dict):  # type: ignore[type-arg]
+    """A dict whose ``get()`` fails the test once ``armed``."""
+
+    armed = False
+
+    def get(self, *args: Any) -> Any:
+        if GetlessDict.armed:
+            raise AssertionError("dict.get() on the classify path")
+        return super().get(*args)
+
+
+def test_classify_reads_its_tables_and_caches_without_dict_get(
+    classifier_impl: ModuleType, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fastreply import classification
+    from fastreply.classification import Classifier
+
+    tables = Classifier()._tables
+    if classifier_impl.__name__.endswith("_py"):  # (the compiled one copies them into C arrays)
+        tables = tables._replace(words=GetlessDict(tables.words), trie=GetlessDict(tables.trie),
+                                 by_subject=GetlessDict(tables.by_subject))
+    for cell in tables.provider_number.__closure__ or ():  # the provider cache and index
+        if type(cell.cell_contents) is dict:
+            cell.cell_contents = GetlessDict(cell.cell_contents)
+    monkeypatch.setattr(classification, "_COMMAND_CACHE", GetlessDict())
+    matcher = classifier_impl.Matcher(tables)
+    monkeypatch.setattr(GetlessDict, "armed", True)
+    reply = (550, b"5.1.1 The email account that you tried to reach does not exist. x1 - gsmtp")
+    for _ in range(2):  # the caches empty, then holding the command and the host
+        for command, provider in (("".join(["RC", "PT"]), None),
+                                  (b"RCPT TO:<a@example.org>", "".join(["mx.", "gmail.com"])),
+                                  (5, "google")):  # 5: Command.RCPT
+            result = matcher.classify(reply, command, provider)
+            assert (result.category, result.provider) == ("invalid_recipient", "google")
+        assert matcher.classify((452, b"4.2.2 mailbox full, try again in 5 minutes"),
+                                "RCPT").retry_after == 300
