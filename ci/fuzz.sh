@@ -14,8 +14,8 @@
 #
 #   ci/fuzz.sh [--target NAME] --quick        (.ci/run: parser 150,000 inputs or 45 s,
 #                                              checked 40,000 or 30 s, aio 8,000 or 30 s,
-#                                              classify 20,000 or 8 s,
-#                                              classify-rules 2,000 or 5 s)
+#                                              classify 20,000 or 6 s,
+#                                              classify-rules 2,000 or 3 s)
 #   ci/fuzz.sh [--target NAME] [ITERATIONS] [MAX_SECONDS]
 #                                             (defaults: 2,000,000 inputs, at most
 #                                              1200 s, for each target)
@@ -136,8 +136,8 @@ for name in "${TARGETS[@]}"; do
             parser) run_target parser 150000 45 ;;
             checked) run_target checked 40000 30 ;;
             aio) run_target aio 8000 30 ;;
-            classify) run_target classify 20000 8 ;;
-            classify-rules) run_target classify-rules 2000 5 ;;
+            classify) run_target classify 20000 6 ;;
+            classify-rules) run_target classify-rules 2000 3 ;;
         esac
     else
         run_target "$name" "${1:-2000000}" "${2:-1200}"

@@ -10,9 +10,9 @@
 #   --quick   the suite without its slowest differential (hypothesis) test,
 #             15,000 random mutations of the parser target's corpus instead of
 #             200,000, 5,000 of the feed_checked() target's instead of 50,000,
-#             1,000 of the aio target's instead of 10,000, 2,000 of the
-#             classify target's instead of 20,000 and 200 of classify-rules'
-#             instead of 2,000 (every corpus is replayed in full either way);
+#             1,000 of the aio target's instead of 10,000, 1,000 of the
+#             classify target's instead of 10,000 and 100 of classify-rules'
+#             instead of 1,000 (every corpus is replayed in full either way);
 #             about 2 minutes here, build included
 #
 # Environment: SANITIZE_CC=clang builds with clang instead (installed with
@@ -192,8 +192,8 @@ for target in checked aio classify classify-rules; do
     case "$target" in
         checked) COUNT=50000 ;;
         aio) COUNT=10000 ;;
-        classify) COUNT=20000 ;;
-        classify-rules) COUNT=2000 ;;
+        classify) COUNT=10000 ;;
+        classify-rules) COUNT=1000 ;;
     esac
     if [ "$QUICK" = 1 ]; then COUNT=$((COUNT / 10)); fi
     step "fuzz target $target: $COUNT random mutations under ASan+UBSan"

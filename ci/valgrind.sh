@@ -12,8 +12,8 @@
 #              here), the fuzz corpora of the parser and the classifier
 #              replayed, 20,000 random mutations of the parser's and 2,000
 #              of the classifier's
-#   --quick    the limit, hostile-input and regression tests and the
-#              classifier's tests against the compiled modules only (no
+#   --quick    the limit, hostile-input and regression tests and a part of
+#              the classifier's tests against the compiled modules only (no
 #              pure-Python parametrisations, no tracemalloc measurements;
 #              the regression tests replay the parser targets' corpora, the
 #              classifier's are left to the full form), 500 random mutations
@@ -114,15 +114,19 @@ fi
 if [ "$QUICK" = 1 ]; then
     # (the tracemalloc measurements of test_hostile.py are left to the
     # normal runs: here memcheck's own leak check does that job, 10x faster)
-    # The classifier: its API, evidence, errors and rules tests and the
-    # labelled set, on the compiled matcher; its fuzz corpora (replayed by
-    # the regression tests, a minute under memcheck) wait for the full form.
+    # The classifier (compiled matcher): its regression tests, a few tests of
+    # what it reads from hostile bytes, and the labelled set's dev part; its
+    # fuzz corpora (replayed by the regression tests, a minute under
+    # memcheck) and the rest of its tests wait for the full form.
     KEEP="not python and not traced_memory and not no_memory_kept and not does_not_pin"
     KEEP+=" and not classify_fuzz_targets and not classify_harness"
-    KEEP+=" and not free_threads_share and not module_examples and not extend_"
+    CLASSIFIER=()
+    for name in odd_bytes_are_safe bad_replies retry_after first_provider_token_wins \
+                enhanced_codes_of_later_lines_are_not_words own_rules_only; do
+        CLASSIFIER+=("tests/test_classification.py::test_$name")
+    done
     SELECT=(tests/test_errors_limits.py tests/test_hostile.py tests/test_regressions.py
-            tests/test_classification.py tests/test_classification_cases.py::test_dev_agreement
-            tests/test_classification_cases.py::test_heldout_agreement -k "$KEEP")
+            "${CLASSIFIER[@]}" tests/test_classification_cases.py::test_dev_agreement -k "$KEEP")
     step "quick: limits, hostile input, regressions, the parser's fuzz corpus and the classifier's tests (compiled modules) under memcheck"
 else
     SELECT=()

@@ -324,25 +324,35 @@ def test_a_reply_object_reads_as_its_joined_lines(classifier: Any, lines: Any) -
     assert want.rule != "default-4xx"
 
 
-def test_a_matcher_without_tables_refuses_to_classify(classifier_impl: ModuleType) -> None:
-    from fastreply.classification import Classifier
-
+def test_a_matcher_without_tables_refuses_to_classify(classifier: Any,
+                                                      classifier_impl: ModuleType) -> None:
     empty = classifier_impl.Matcher.__new__(classifier_impl.Matcher)
     for _ in range(2):
         with pytest.raises(TypeError, match=r"has no tables: make one with Matcher\(tables\)"):
             empty.classify((250, b"ok"))
-    tables = Classifier()._tables
+    tables = classifier._tables
     built = classifier_impl.Matcher(tables)
     with pytest.raises(TypeError, match="set once"):
         built.__init__(tables)  # the tables of a matcher in use never change
     assert built.classify((550, b"5.1.1 user unknown"), "RCPT").category == "invalid_recipient"
 
 
-def test_a_compiled_matcher_whose_init_failed_refuses_to_classify(both: Any) -> None:
-    from fastreply import _classify_c
+def small_classifier() -> Any:
+    """A classifier of a few rules and one provider (quick to build)."""
     from fastreply.classification import Classifier
 
-    tables = Classifier()._tables
+    return Classifier([
+        {"id": "no-user", "phrases": ["does not exist", "user unknown"],
+         "category": "invalid_recipient"},
+        {"id": "full", "codes": ["4xx"], "phrases": ["mailbox full"], "category": "mailbox_full"},
+        {"id": "quota", "enhanced": ["X.2.2"], "category": "mailbox_full"},
+    ], {"google": {"hosts": ["gmail.com", "google.com"], "tokens": ["gsmtp"]}})
+
+
+def test_a_compiled_matcher_whose_init_failed_refuses_to_classify(both: Any) -> None:
+    from fastreply import _classify_c
+
+    tables = small_classifier()._tables
     broken = _classify_c.Matcher.__new__(_classify_c.Matcher)
     with pytest.raises(ValueError, match="bad trie entry"):
         broken.__init__(tables._replace(trie={1 << 16 | 1: 10 ** 6}))  # words built, trie not
@@ -453,9 +463,8 @@ def test_classify_reads_its_tables_and_caches_without_dict_get(
     classifier_impl: ModuleType, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from fastreply import classification
-    from fastreply.classification import Classifier
 
-    tables = Classifier()._tables
+    tables = small_classifier()._tables
     if classifier_impl.__name__.endswith("_py"):  # (the compiled one copies them into C arrays)
         tables = tables._replace(words=GetlessDict(tables.words), trie=GetlessDict(tables.trie),
                                  by_subject=GetlessDict(tables.by_subject))
@@ -466,6 +475,7 @@ def test_classify_reads_its_tables_and_caches_without_dict_get(
     matcher = classifier_impl.Matcher(tables)
     monkeypatch.setattr(GetlessDict, "armed", True)
     reply = (550, b"5.1.1 The email account that you tried to reach does not exist. x1 - gsmtp")
+    assert 2 in tables.by_subject  # (X.2.2: the index is read)
     for _ in range(2):  # the caches empty, then holding the command and the host
         for command, provider in (("".join(["RC", "PT"]), None),
                                   (b"RCPT TO:<a@example.org>", "".join(["mx.", "gmail.com"])),
