@@ -338,70 +338,52 @@ def _classify_answer(classifier: Any, item: tuple[Any, Any, Any]) -> Any:
         return (type(exc).__name__, str(exc))
 
 
+def classify_worker(shared: Shared, index: int, classifier: Any, data: Any) -> None:
+    """Classify random items of the workload on the shared classifier; now and
+    then extend() it (which must leave it as it was) and check the new one."""
+    items, alone, rules_before = data
+    rng = random.Random(shared.seed * 1000 + 700 + index)
+    calls = extended = 0
+    while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+        if rng.random() < 0.005:
+            new = classifier.extend([{"id": f"stress-{index}", "category": "spam_content",
+                                      "phrases": [f"stress marker {index}"]}])
+            extended += 1
+            got = new.classify((554, b"5.7.1 stress marker %d" % index)).rule
+            if got != f"stress-{index}" or classifier.rules is not rules_before:
+                shared.fail(f"extend() gave rule {got!r} or changed the shared classifier")
+            continue
+        for k in rng.sample(range(len(items)), 64):
+            calls += 1
+            got = _classify_answer(classifier, items[k])
+            if got != alone[k]:
+                shared.fail(f"thread {index}, item {k}: {got!r} != {alone[k]!r}")
+                break
+    shared.count(calls, extended)  # (extend()s counted as "errors": none are allowed)
+
+
 def classify_phase(impl: str, threads: int, seconds: float, seed: int,
                    items: list[tuple[Any, Any, Any]],
                    expected: list[Any]) -> tuple[str, list[str]]:
     """One classifier on ``impl``'s matcher shared by ``threads`` threads for
-    ``seconds``; returns a summary line and the failures."""
+    ``seconds`` (run_phase); returns a summary line and the failures."""
     from fastreply.classification import Classifier
 
     module = importlib.import_module(CLASSIFY_MATCHERS[impl])
-    shared = Classifier(matcher=module.Matcher)
-    rules_before = shared.rules
-    alone = [_classify_answer(shared, item) for item in items]  # one thread
-    failures: list[str] = []
-    for index, (got, want) in enumerate(zip(alone, expected)):
-        if got != want:
-            failures.append(f"{impl} alone differs from the other matcher on item {index}: "
-                            f"{got!r} != {want!r}")
-            break
-    lock = threading.Lock()
-    counts = [0, 0]  # calls, extend()s
-    deadline = time.monotonic() + seconds
-
-    def worker(index: int) -> None:
-        rng = random.Random(seed * 1000 + 700 + index)
-        calls = extended = 0
-        while time.monotonic() < deadline and len(failures) < MAX_FAILURES:
-            if rng.random() < 0.005:
-                new = shared.extend([{"id": f"stress-{index}", "phrases": [f"stress marker {index}"],
-                                      "category": "spam_content"}])
-                extended += 1
-                got = new.classify((554, b"5.7.1 stress marker %d" % index)).rule
-                if got != f"stress-{index}" or shared.rules is not rules_before:
-                    with lock:
-                        failures.append(f"extend() gave rule {got!r} or changed the shared one")
-                continue
-            for k in rng.sample(range(len(items)), 64):
-                calls += 1
-                got = _classify_answer(shared, items[k])
-                if got != alone[k]:
-                    with lock:
-                        failures.append(f"thread {index}, item {k}: {got!r} != {alone[k]!r}")
-                    break
-        with lock:
-            counts[0] += calls
-            counts[1] += extended
-
-    def guarded(index: int) -> None:
-        try:
-            worker(index)
-        except BaseException:  # noqa: BLE001 - any exception is a failure
-            with lock:
-                failures.append(f"thread {index} died:\n{traceback.format_exc()}")
-
-    pool = [threading.Thread(target=guarded, args=(i,), daemon=True) for i in range(threads)]
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join(seconds + 60)
-        if thread.is_alive():
-            failures.append(f"{thread.name} still runs 60 s after the deadline: a hang")
-            break
+    classifier = Classifier(matcher=module.Matcher)
+    alone = [_classify_answer(classifier, item) for item in items]  # one thread
+    differs = [i for i, (got, want) in enumerate(zip(alone, expected)) if got != want]
+    shared = run_phase("classify", module, classify_worker, classifier,
+                       (items, alone, classifier.rules), threads, seconds, seed)
+    if differs:
+        i = differs[0]
+        shared.fail(f"{impl} alone differs from the other matcher on {len(differs)} items, "
+                    f"e.g. {i}: {alone[i]!r} != {expected[i]!r}")
     refused = sum(isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], str) for a in alone)
-    verdict = "ok" if not failures else f"FAILED ({len(failures)})"
-    return (f"{impl:6} classify: {counts[0]:,} calls on one Classifier, {counts[1]} extend()s, "
-            f"{len(items):,} replies ({refused} refused alike), {verdict}"), failures
+    verdict = "ok" if not shared.failures else f"FAILED ({len(shared.failures)})"
+    return (f"{impl:6} classify: {shared.calls:,} calls on one Classifier, {shared.errors} "
+            f"extend()s, {len(items):,} replies ({refused} refused alike), {verdict}"
+            ), shared.failures
 
 
 def classify_phases(impls: tuple[str, ...], threads: int, seconds: float, seed: int) -> int:

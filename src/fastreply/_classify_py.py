@@ -116,6 +116,8 @@ class Matcher:
 
     __slots__ = ("_t",)
 
+    _t: Any
+
     def __init__(self, tables: Any) -> None:
         try:
             self._t
