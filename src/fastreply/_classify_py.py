@@ -27,6 +27,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._parser_py import Reply as _ReplyPy
+
 __all__ = ["Matcher", "classify"]
 
 _WORD = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
@@ -35,6 +37,7 @@ _ENHANCED = re.compile(rb"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?=[ 
 _UNKNOWN_STAGE = 24
 _CONNECTION = 3  # SCOPES.index("connection")
 _MAX_NUMBER_DIGITS = 6
+_NOT_BUILT = "this Matcher has no tables: make one with Matcher(tables)"
 
 
 def _reply_class(code: int) -> int:
@@ -71,9 +74,34 @@ def _reply_input(reply: Any) -> tuple[int, list[bytes]]:
                 "classify() takes a Reply or a (code, message) pair, not "
                 f"{type(reply).__name__}"
             ) from None
+        if type(reply) is not _ReplyPy:
+            # Any other object with ``code`` and ``lines`` (the compiled Reply
+            # too): read as the pair (code, b"\n".join(lines)), checked.
+            code, lines = _checked_lines(code, lines)
     if not -1 <= code <= 999:
         raise ValueError(f"reply code must be -1 to 999, got {code}")
     return code, list(lines)
+
+
+def _checked_lines(code: Any, lines: Any) -> tuple[int, list[bytes]]:
+    """The code and lines of an object given as a reply: an int (not a bool)
+    and a non-empty iterable of bytes-like lines, split again at any LF."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"reply code must be an int, not {type(code).__name__}")
+    if isinstance(lines, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"reply lines must be an iterable of bytes, not {type(lines).__name__}")
+    out: list[bytes] = []
+    split = False
+    for index, line in enumerate(lines):
+        if isinstance(line, (bytearray, memoryview)):
+            line = bytes(line)
+        elif not isinstance(line, bytes):
+            raise TypeError(f"reply line {index} must be bytes, not {type(line).__name__}")
+        split = split or b"\n" in line
+        out.append(line)
+    if not out:
+        raise ValueError("a reply has at least one line")
+    return code, b"\n".join(out).split(b"\n") if split else out
 
 
 def _reply_text(reply: Any) -> tuple[int, bytes]:
@@ -88,13 +116,23 @@ class Matcher:
 
     __slots__ = ("_t",)
 
+    _t: Any
+
     def __init__(self, tables: Any) -> None:
-        self._t = tables
+        try:
+            self._t
+        except AttributeError:
+            self._t = tables
+        else:
+            raise TypeError("a Matcher's tables are set once, when it is built")
 
     def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
         """Classify one reply; ``command`` and ``provider`` as for
         :func:`fastreply.classify`."""
-        t = self._t
+        try:
+            t = self._t
+        except AttributeError:  # made with __new__: no tables to read
+            raise TypeError(_NOT_BUILT) from None
         code, lines = _reply_input(reply)
         cmd = t.command_number(command)
         given = t.provider_number(provider) if provider is not None else 0
@@ -138,15 +176,19 @@ class Matcher:
                 colon = start == prev_end + 1 and line[prev_end] == 0x3A
                 prev_end = token.end()
                 word = token.group().lower()
-                wid = words.get(word, 0)
+                # (``in`` then ``[]``, not ``dict.get``: on free-threaded 3.13,
+                # get() of a key equal to, not the same object as, one stored
+                # by another thread is some 50 times slower)
+                wid = words[word] if word in words else 0
                 value = int(word) if len(word) <= _MAX_NUMBER_DIGITS and word.isdigit() else -1
                 kind = word_kind[wid]
                 following: list[int] = []
                 if wid:
                     for state in [0] + active:
-                        nxt = trie.get(state << 16 | wid)
-                        if nxt is None:
+                        key = state << 16 | wid
+                        if key not in trie:
                             continue
+                        nxt = trie[key]
                         following.append(nxt)
                         phrase = state_phrase[nxt]
                         if phrase >= 0:
@@ -180,7 +222,9 @@ class Matcher:
                     break
         candidates = [t.plain]
         if enhanced is not None:
-            candidates.append(t.by_subject.get(enhanced[1], ()))
+            subject = enhanced[1]
+            if subject in t.by_subject:
+                candidates.append(t.by_subject[subject])
         for rules in candidates:
             for rule in rules:
                 if rule >= best:
