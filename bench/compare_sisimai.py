@@ -1,7 +1,10 @@
 """Side by side: fastreply.classify() and Sisimai (the Perl bounce analyser)
 against the labelled replies of tests/data/classification_cases.json.
 
-    python bench/compare_sisimai.py [--split dev|heldout|all] [--misses]
+    python bench/compare_sisimai.py [--part PART] [--misses]
+
+``--part`` takes a part of the labelled set (``dev``, ``heldout``, ``heldout2``,
+``heldout3``; see tests/data/classification_cases.md) or ``all`` (the default).
 
 Needs Perl and Sisimai (Debian: ``apt-get install libsisimai-perl``).  Each
 reply goes to Sisimai wrapped in the bounce Postfix would write for it (see
@@ -72,11 +75,16 @@ MX_HOSTS = {
     "yahoo": "mta5.am0.yahoodns.net", "apple": "mx01.mail.icloud.com",
     "comcast": "mx1a1.comcast.net", "gmx": "mx00.gmx.net", "orange": "smtp-in.orange.fr",
     "mimecast": "eu-smtp-inbound-1.mimecast.com", "proofpoint": "mx0a-001.pphosted.com",
-    "barracuda": "d123.ess.barracudanetworks.com",
+    "barracuda": "d123.ess.barracudanetworks.com", "tonline": "mx00.t-online.de",
+    "free": "mx1.free.fr", "yandex": "mx.yandex.ru", "mailru": "mxs.mail.ru",
+    "zoho": "mx.zoho.com", "att": "ff-ip4-mx-vip1.prodigy.net", "godaddy": "smtp.secureserver.net",
+    "cisco": "mx1.hc1234-12.iphmx.com", "symantec": "cluster1.eu.messagelabs.com",
+    "trendmicro": "in.hes.trendmicro.com", "cloudflare": "route1.mx.cloudflare.net",
 }
 DOMAINS = {"google": "gmail.com", "microsoft": "outlook.com", "yahoo": "yahoo.com",
            "apple": "icloud.com", "comcast": "comcast.net", "gmx": "gmx.net",
-           "orange": "orange.fr"}
+           "orange": "orange.fr", "tonline": "t-online.de", "free": "free.fr",
+           "yandex": "yandex.ru", "mailru": "mail.ru", "zoho": "zoho.com", "att": "att.net"}
 
 
 def dead(action: str) -> bool | None:
@@ -104,11 +112,13 @@ def sisimai(cases: list[dict]) -> dict[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--split", choices=["dev", "heldout", "all"], default="all")
+    every = json.loads(CASES.read_text("utf-8"))["cases"]
+    parts = sorted({c["split"] for c in every})
+    ap.add_argument("--part", "--split", dest="part", choices=parts + ["all"], default="all",
+                    help="the part of the labelled set to compare on (default: all)")
     ap.add_argument("--misses", action="store_true", help="list every disagreement")
     args = ap.parse_args(argv)
-    cases = [c for c in json.loads(CASES.read_text("utf-8"))["cases"]
-             if args.split == "all" or c["split"] == args.split]
+    cases = [c for c in every if args.part == "all" or c["split"] == args.part]
     theirs = sisimai(cases)
     score: Counter[str] = Counter()
     misses = []
@@ -134,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             misses.append(f"{case['id']:14} want {case['category']:20} fastreply "
                           f"{ours.category:20} sisimai {reason}")
     n, hs = score["n"], score["hs_n"]
-    print(f"{n} replies ({args.split}); Sisimai "
+    print(f"{n} replies ({args.part}); Sisimai "
           f"{subprocess.run(['perl', '-MSisimai', '-e', 'print Sisimai->version'], capture_output=True, text=True).stdout}")
     print(f"{'':34} {'category':>10} {'action':>10} {'dead addr':>10}")
     print(f"{'fastreply (reply + command)':34} {score['cat_ours'] / n:10.1%} "

@@ -1,4 +1,5 @@
-"""Thread scaling: how much more work 2 threads do than 1, for every parse path.
+"""Thread scaling: how much more work 2 threads do than 1, for every parse path
+and for classify().
 
     python bench/thread_scaling.py                    # compiled parser, 7 rounds of 1 s
     python bench/thread_scaling.py --impl both --rounds 3 --seconds 0.5
@@ -12,8 +13,13 @@ reads, over and over, through one public path:
 ``codes``     ``ReplyParser.feed_codes()``, a list of ints a read
 ``checked``   ``ReplyParser.feed_checked()`` against ``tables.MODERN`` (shared
               by all threads) and a command log (one a thread)
+``classify``  ``Classifier.classify()`` of each reply of the corpus (the first
+              5,000) and the command it answers, with one classifier (the
+              shipped rules) shared by all threads, as ``fastreply.classify``
+              shares its default one; each thread has its own ``Reply``
+              objects, parsed beforehand (:func:`classify_runners`)
 
-The runners are those of ``fastreply bench`` (``fastreply._bench.engine.prepare``).
+The parse runners are those of ``fastreply bench`` (``fastreply._bench.engine.prepare``).
 A measurement starts N threads at a barrier, lets them parse for
 ``--seconds`` and counts the replies each parsed in the passes it finished
 (a thread's rate is its replies over the time its finished passes took).
@@ -48,8 +54,42 @@ from fastreply._bench import engine
 from fastreply._parser import ReplyParserC, ReplyParserPy
 from fastreply._bench.corpus import WORKLOADS, generate
 
-PATHS = {"feed": "compiled", "codes": "codes", "checked": "validated"}  # path -> bench key
+PATHS = {"feed": "compiled", "codes": "codes", "checked": "validated",  # path -> bench key
+         "classify": None}  # (classify_runners)
 PARSERS = {"compiled": ReplyParserC, "python": ReplyParserPy}
+CLASSIFY_MATCHERS = {"compiled": "fastreply._classify_c", "python": "fastreply._classify_py"}
+CLASSIFY_REPLIES = 5000
+
+
+def classify_runners(impl: str, exchanges: Any, threads: int) -> list[Any]:
+    """One runner a thread for the ``classify`` path: each classifies its own
+    ``Reply`` objects (the corpus's first CLASSIFY_REPLIES replies, parsed by
+    ``impl``'s parser) and the command each answers, with one classifier
+    on ``impl``'s matcher shared by every thread; a run returns the count."""
+    import importlib
+
+    from fastreply.classification import Classifier
+    from fastreply.commands import Command
+
+    shared = Classifier(matcher=importlib.import_module(CLASSIFY_MATCHERS[impl]).Matcher)
+    chosen = list(exchanges)[:CLASSIFY_REPLIES]
+    commands = [Command[e.command] if e.command in Command.__members__ else Command.UNKNOWN
+                for e in chosen]
+    wire = b"".join(e.reply for e in chosen)
+
+    def runner() -> Any:
+        replies = PARSERS[impl]().feed(wire)  # this thread's own
+        pairs = list(zip(replies, commands))
+        classify = shared.classify
+
+        def run() -> int:
+            for reply, command in pairs:
+                classify(reply, command)
+            return len(pairs)
+
+        return run
+
+    return [runner() for _ in range(threads)]
 
 
 class Sample(NamedTuple):
@@ -147,7 +187,8 @@ def main() -> int:
     # A runner a thread: each has its own command log, as each connection
     # would (the table is shared).
     runners = {
-        (impl, path): [
+        (impl, path): classify_runners(impl, corpus.exchanges, max(counts))
+        if path == "classify" else [
             engine.prepare(PATHS[path], corpus, engine.DEFAULT_CHUNK, PARSERS[impl]).run
             for _ in range(max(counts))
         ]

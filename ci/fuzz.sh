@@ -6,16 +6,25 @@
 #            (fuzz/harness_checked.py, seeds fuzz/corpus-checked)
 #   aio      fastreply.aio with callers cancelled at random
 #            (fuzz/harness_aio.py, seeds fuzz/corpus-aio)
+#   classify the compiled classifier matcher against the pure-Python one:
+#            any reply, command and provider argument, the shipped rules
+#            (fuzz/harness_classify.py, seeds fuzz/corpus-classify)
+#   classify-rules  the same with random user rules and providers
+#            (fuzz/harness_classify_rules.py, seeds fuzz/corpus-classify-rules)
 #
 #   ci/fuzz.sh [--target NAME] --quick        (.ci/run: parser 150,000 inputs or 45 s,
-#                                              checked 40,000 or 30 s, aio 8,000 or 30 s)
+#                                              checked 40,000 or 30 s, aio 8,000 or 30 s,
+#                                              classify 20,000 or 6 s,
+#                                              classify-rules 2,000 or 3 s)
 #   ci/fuzz.sh [--target NAME] [ITERATIONS] [MAX_SECONDS]
 #                                             (defaults: 2,000,000 inputs, at most
 #                                              1200 s, for each target)
 #
-# --target parser|checked|aio|all (default all).  e.g. `ci/fuzz.sh 20000000 3600`
-# (an hour a target).  Whichever limit comes first ends a target's run.  Seeds:
-# the target's folder in fuzz/ (read only); what the fuzzer learns goes to
+# --target parser|checked|aio|classify|classify-rules|all (default all).
+# e.g. `ci/fuzz.sh 20000000 3600` (an hour a target).  Whichever limit comes
+# first ends a target's run.  Seeds: the target's folder in fuzz/ (read only;
+# the classify targets' dictionary is fuzz/classify.dict, the others'
+# fuzz/smtp.dict); what the fuzzer learns goes to
 # build/fuzz/corpus (parser) or build/fuzz/corpus-NAME (kept between runs,
 # never committed); a crashing or diverging input goes to build/fuzz/artifacts/
 # and the script fails, printing how to replay it.  A failing input becomes a
@@ -41,9 +50,10 @@ while [ $# -gt 0 ]; do
     esac
 done
 case "$TARGET" in
-    all) TARGETS=(parser checked aio) ;;
-    parser | checked | aio) TARGETS=("$TARGET") ;;
-    *) echo "usage: $0 [--target parser|checked|aio|all] [--quick | ITERATIONS [MAX_SECONDS]]" >&2
+    all) TARGETS=(parser checked aio classify classify-rules) ;;
+    parser | checked | aio | classify | classify-rules) TARGETS=("$TARGET") ;;
+    *) echo "usage: $0 [--target parser|checked|aio|classify|classify-rules|all]" \
+            "[--quick | ITERATIONS [MAX_SECONDS]]" >&2
        exit 2 ;;
 esac
 START=$SECONDS
@@ -69,7 +79,7 @@ if [ "$ENGINE" = atheris ] && ! "$PY" -c 'import atheris' 2>/dev/null; then
 fi
 
 run_target() {  # NAME RUNS MAX_TIME
-    local name="$1" runs="$2" max_time="$3" seeds work log rc
+    local name="$1" runs="$2" max_time="$3" seeds work log rc dict=fuzz/smtp.dict
     local begin=$SECONDS
     if [ "$name" = parser ]; then
         seeds=fuzz/corpus
@@ -78,6 +88,7 @@ run_target() {  # NAME RUNS MAX_TIME
         seeds="fuzz/corpus-$name"
         work="$OUT/corpus-$name"
     fi
+    case "$name" in classify*) dict=fuzz/classify.dict ;; esac
     mkdir -p "$work"
     if [ "$ENGINE" = random ]; then
         echo "== fuzz $name (random-mutation driver, no coverage feedback): $runs inputs or" \
@@ -100,7 +111,7 @@ run_target() {  # NAME RUNS MAX_TIME
     # against a parser that holds memory it should not (2 GB; normal is ~50 MB).
     "$PY" fuzz/fuzz_parser.py --target "$name" \
         -runs="$runs" -max_total_time="$max_time" -max_len=2048 -timeout=20 \
-        -rss_limit_mb=2048 -dict=fuzz/smtp.dict -print_final_stats=1 \
+        -rss_limit_mb=2048 -dict="$dict" -print_final_stats=1 \
         -artifact_prefix="$OUT/artifacts/" "$work" "$seeds" >"$log" 2>&1
     rc=$?
     set -e
@@ -125,6 +136,8 @@ for name in "${TARGETS[@]}"; do
             parser) run_target parser 150000 45 ;;
             checked) run_target checked 40000 30 ;;
             aio) run_target aio 8000 30 ;;
+            classify) run_target classify 20000 6 ;;
+            classify-rules) run_target classify-rules 2000 3 ;;
         esac
     else
         run_target "$name" "${1:-2000000}" "${2:-1200}"

@@ -4,10 +4,12 @@
 #
 #   ci/hostile.sh [--quick]  the short forms, about 7 minutes here:
 #                              fuzz (parser 45 s, feed_checked() logs 30 s,
-#                              aio cancellations 30 s), ASan+UBSan (quick
-#                              suite, corpora, mutations), the threading
-#                              contract (a few seconds), valgrind on the parser tests
-#                              and corpus, hostile streams of 32 MB, linear
+#                              aio cancellations 30 s, the classifier 6 s and
+#                              with user rules 3 s), ASan+UBSan (quick suite,
+#                              corpora, mutations; both extensions), the
+#                              threading contract (a few seconds), valgrind on
+#                              the parser and classifier tests and the parser's
+#                              corpus, hostile streams of 32 MB, linear
 #                              time at 1 and 4 MB, load at 300 sessions
 #                              (and 200 against Postfix when FASTREPLY_POSTFIX
 #                              is set, as .ci/run does)

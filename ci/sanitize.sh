@@ -1,16 +1,19 @@
 #!/usr/bin/env bash
-# The compiled parser under AddressSanitizer and UndefinedBehaviorSanitizer:
-# the extension is built with -fsanitize=address,undefined (gcc by default),
-# installed into its own venv, and the whole test suite plus the fuzz corpus
-# run against it.  Any ASan report or undefined behaviour aborts the run.
+# The compiled parser and classifier under AddressSanitizer and
+# UndefinedBehaviorSanitizer: both extensions (_parser_c, _classify_c) are
+# built with -fsanitize=address,undefined (gcc by default), installed into
+# their own venv, and the whole test suite plus the fuzz corpora run against
+# them.  Any ASan report or undefined behaviour aborts the run.
 #
 #   ci/sanitize.sh [--quick] [extra pytest arguments]
 #
 #   --quick   the suite without its slowest differential (hypothesis) test,
 #             15,000 random mutations of the parser target's corpus instead of
-#             200,000, 5,000 of the feed_checked() target's instead of 50,000
-#             and 1,000 of the aio target's instead of 10,000 (every corpus is
-#             replayed in full either way); about 2 minutes here, build included
+#             200,000, 5,000 of the feed_checked() target's instead of 50,000,
+#             1,000 of the aio target's instead of 10,000, 1,000 of the
+#             classify target's instead of 10,000 and 100 of classify-rules'
+#             instead of 1,000 (every corpus is replayed in full either way);
+#             about 2 minutes here, build included
 #
 # Environment: SANITIZE_CC=clang builds with clang instead (installed with
 # apt-get when missing); FASTREPLY_SANITIZE_DIR (default
@@ -29,7 +32,8 @@
 #    since every allocation of the extension is made below interpreter
 #    frames too.  Leaks of the extension are checked instead by
 #    tests/test_hostile.py (tracemalloc sees the PyMem buffer and every bytes
-#    object) and by ci/valgrind.sh (definite losses with a _parser_c frame).
+#    object) and by ci/valgrind.sh (definite losses with a frame of either
+#    compiled module).
 #  * halt_on_error / -fno-sanitize-recover=undefined: the first report ends
 #    the process with a non-zero status, so pytest cannot swallow it.
 set -euo pipefail
@@ -75,23 +79,29 @@ PY="$WORK/venv/bin/python"
 "$PY" -m pip install --quiet -r "$ROOT/ci/requirements-test.txt" >"$WORK/pip.log" 2>&1 ||
     { tail -n 30 "$WORK/pip.log" >&2; exit 1; }
 
-step "building the extension with $CC_NAME -fsanitize=address,undefined"
+step "building the extensions with $CC_NAME -fsanitize=address,undefined"
 FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g -O1"
 CC="$CC_NAME" LDSHARED="$CC_NAME -shared" CFLAGS="$FLAGS" LDFLAGS="-fsanitize=address,undefined" \
     "$PY" -m pip install --quiet --force-reinstall --no-deps --no-cache-dir "$WORK/tree" >"$WORK/build.log" 2>&1 ||
     { tail -n 40 "$WORK/build.log" >&2; exit 1; }
-# (found without importing it: it cannot load before the ASan runtime is preloaded)
-SO="$("$PY" -c 'import glob, sysconfig; s = sysconfig.get_config_var("EXT_SUFFIX"); print(glob.glob(sysconfig.get_paths()["platlib"] + "/fastreply/_parser_c" + s)[0])')"
-nm -D "$SO" >"$WORK/symbols.txt"
-if ! grep -q '__asan_report_load' "$WORK/symbols.txt"; then
-    echo "sanitize: $SO is not instrumented by ASan" >&2
-    exit 1
-fi
-if ! grep -q '__ubsan_handle' "$WORK/symbols.txt"; then
-    echo "sanitize: $SO is not instrumented by UBSan" >&2
-    exit 1
-fi
-echo "instrumented: $SO"
+# (found without importing them: they cannot load before the ASan runtime is preloaded)
+so_path() {
+    "$PY" -c 'import glob, sys, sysconfig; s = sysconfig.get_config_var("EXT_SUFFIX"); print(glob.glob(sysconfig.get_paths()["platlib"] + "/fastreply/" + sys.argv[1] + s)[0])' "$1"
+}
+SO="$(so_path _parser_c)"
+CLASSIFY_SO="$(so_path _classify_c)"
+for so in "$SO" "$CLASSIFY_SO"; do
+    nm -D "$so" >"$WORK/symbols.txt"
+    if ! grep -q '__asan_report_load' "$WORK/symbols.txt"; then
+        echo "sanitize: $so is not instrumented by ASan" >&2
+        exit 1
+    fi
+    if ! grep -q '__ubsan_handle' "$WORK/symbols.txt"; then
+        echo "sanitize: $so is not instrumented by UBSan" >&2
+        exit 1
+    fi
+    echo "instrumented: $so"
+done
 
 export LD_PRELOAD="$RUNTIME"
 export PYTHONMALLOC=malloc
@@ -133,10 +143,12 @@ if [ "$probe" -ne 87 ] || ! grep -q 'runtime error: signed integer overflow' "$W
 fi
 
 cd "$ROOT"
-# From the directory pytest runs in: the instrumented module is the one imported.
-SO="$SO" "$PY" -c 'import os, fastreply, fastreply._parser_c as c
-assert fastreply.IMPLEMENTATION == "cython", fastreply.IMPLEMENTATION
-assert os.path.samefile(c.__file__, os.environ["SO"]), (c.__file__, os.environ["SO"])'
+# From the directory pytest runs in: the instrumented modules are the ones imported.
+SO="$SO" CLASSIFY_SO="$CLASSIFY_SO" "$PY" -c 'import os, fastreply, fastreply._parser_c as c
+import fastreply._classify_c as k, fastreply.classification as kc
+assert fastreply.IMPLEMENTATION == kc.IMPLEMENTATION == "cython", fastreply.IMPLEMENTATION
+assert os.path.samefile(c.__file__, os.environ["SO"]), (c.__file__, os.environ["SO"])
+assert os.path.samefile(k.__file__, os.environ["CLASSIFY_SO"]), (k.__file__, os.environ["CLASSIFY_SO"])'
 step "test suite (compiled module required) under ASan+UBSan"
 DESELECT=()
 if [ "$QUICK" = 1 ]; then
@@ -170,14 +182,19 @@ fi
 step "$RANDOM_INPUTS random mutations of the corpus under ASan+UBSan"
 "$PY" fuzz/fuzz_parser.py --random "$RANDOM_INPUTS" --keep-going "${CORPORA[@]}"
 
-for target in checked aio; do
+for target in checked aio classify classify-rules; do
     TARGET_CORPORA=("fuzz/corpus-$target")
     if [ -d "build/fuzz/corpus-$target" ] && [ -n "$(ls -A "build/fuzz/corpus-$target")" ]; then
         TARGET_CORPORA+=("build/fuzz/corpus-$target")
     fi
     step "fuzz target $target: corpus replayed under ASan+UBSan"
     "$PY" fuzz/fuzz_parser.py --target "$target" --replay "${TARGET_CORPORA[@]}"
-    if [ "$target" = checked ]; then COUNT=50000; else COUNT=10000; fi
+    case "$target" in
+        checked) COUNT=50000 ;;
+        aio) COUNT=10000 ;;
+        classify) COUNT=10000 ;;
+        classify-rules) COUNT=1000 ;;
+    esac
     if [ "$QUICK" = 1 ]; then COUNT=$((COUNT / 10)); fi
     step "fuzz target $target: $COUNT random mutations under ASan+UBSan"
     "$PY" fuzz/fuzz_parser.py --target "$target" --random "$COUNT" --keep-going "${TARGET_CORPORA[@]}"

@@ -42,6 +42,22 @@ shared tables
 The pure-Python parser runs every phase a second time with a thread switch
 at every line of its module (a trace function).
 
+Then, for each implementation, a last phase on the classifier
+(:func:`classify_phase`, self-contained: it shares nothing with the parser
+phases above):
+
+classify
+    One ``Classifier`` (the shipped rules, on the compiled or the
+    pure-Python matcher) shared by all threads, each classifying random
+    replies of one workload at once (``Reply`` objects of both parsers,
+    ``(code, bytes)`` and ``(code, str)`` pairs; commands and providers of
+    every kind, many of them new strings that fill the classifier's caches
+    while others read them; arguments it must refuse).  Every answer must be
+    the one a single thread got before (and the other matcher too: the twins
+    agree), every refusal the same exception; now and then a thread
+    ``extend()``s the shared classifier, which must not change it, and
+    checks the new one.
+
 A call returns a correct (whole) or a well-formed (mixed) result, or raises
 a ``fastreply.ReplyError`` (the parser then stays stopped until
 ``reset()``).  Any other exception, a thread that hangs, or a wrong result
@@ -351,6 +367,140 @@ def run_phase(
     return shared
 
 
+# -- the classifier: one Classifier shared by every thread ------------------------
+
+CLASSIFY_MATCHERS = {"cython": "fastreply._classify_c", "python": "fastreply._classify_py"}
+
+
+def classify_workload(count: int, seed: int) -> list[tuple[Any, Any, Any]]:
+    """``count`` (reply, command, provider) triples: texts made of the shipped
+    rules' phrases and the providers' tokens, delays, enhanced codes and
+    noise, each with its own id; the replies as ``Reply`` objects of both
+    parsers and as pairs; a few arguments the classifier must refuse."""
+    from fastreply import _parser_py
+    from fastreply.classification import shipped_providers, shipped_rules
+    from fastreply.commands import Command
+
+    parsers: list[ModuleType] = [_parser_py]
+    try:
+        from fastreply import _parser_c
+    except ImportError:
+        pass
+    else:
+        parsers.append(_parser_c)
+    rng = random.Random(seed)
+    phrases = sorted({p for r in shipped_rules() for p in r.phrases}
+                     | {t for p in shipped_providers().values() for t in p["tokens"]})
+    hosts = [h for p in shipped_providers().values() for h in p["hosts"]]
+    codes = (250, 354, 421, 450, 451, 452, 550, 552, 553, 554, 221, -1, 999)
+    enhanced = ("5.1.1 ", "4.2.1 ", "5.7.1 ", "4.7.500 ", "5.4.1 ", "2.0.0 ", "")
+    delays = ("", " try again in 5 minutes", " please come back in 00:05:00", " retry in 30 s")
+    items: list[tuple[Any, Any, Any]] = []
+    for index in range(count):
+        code = rng.choice(codes)
+        lines = [
+            (rng.choice(enhanced) + " ".join(rng.choice(phrases) for _ in range(rng.randint(0, 3)))
+             + f" id={index:06d}{rng.randrange(10**6):06d}" + rng.choice(delays)).encode()
+            for _ in range(rng.randint(1, 3))
+        ]
+        form = rng.randrange(4)
+        if form < 2 and 100 <= code <= 599:
+            wire = b"".join(b"%d-%s\r\n" % (code, line) for line in lines[:-1])
+            (reply,) = rng.choice(parsers).ReplyParser().feed(wire + b"%d %s\r\n" % (code, lines[-1]))
+        elif form == 2:
+            reply = (code, b"\n".join(lines))
+        else:
+            reply = (code, b"\n".join(lines).decode())
+        command = rng.choice([None, rng.choice(list(Command)), "RCPT", b"MAIL FROM:<a@b>", ".",
+                              f"XUNKNOWN{index}", 5])
+        provider = rng.choice([None, None, "google", rng.choice(hosts), f"mx{index}.example.net"])
+        if index % 97 == 0:
+            reply, command, provider = rng.choice([((1000, b"x"), None, None),
+                                                   ((550, b"x"), 99, None),
+                                                   ((550, b"x"), None, "nobody")])
+        items.append((reply, command, provider))
+    return items
+
+
+def _classify_answer(classifier: Any, item: tuple[Any, Any, Any]) -> Any:
+    reply, command, provider = item
+    try:
+        return classifier.classify(reply, command, provider=provider)
+    except (TypeError, ValueError) as exc:
+        return (type(exc).__name__, str(exc))
+
+
+def classify_worker(shared: Shared, index: int, classifier: Any, data: Any) -> None:
+    """Classify random items of the workload on the shared classifier; now and
+    then extend() it (which must leave it as it was) and check the new one."""
+    items, alone, rules_before = data
+    rng = random.Random(shared.seed * 1000 + 700 + index)
+    calls = extended = 0
+    while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+        if rng.random() < 0.005:
+            new = classifier.extend([{"id": f"stress-{index}", "category": "spam_content",
+                                      "phrases": [f"stress marker {index}"]}])
+            extended += 1
+            got = new.classify((554, b"5.7.1 stress marker %d" % index)).rule
+            if got != f"stress-{index}" or classifier.rules is not rules_before:
+                shared.fail(f"extend() gave rule {got!r} or changed the shared classifier")
+            continue
+        for k in rng.sample(range(len(items)), 64):
+            calls += 1
+            got = _classify_answer(classifier, items[k])
+            if got != alone[k]:
+                shared.fail(f"thread {index}, item {k}: {got!r} != {alone[k]!r}")
+                break
+    shared.count(calls, extended)  # (extend()s counted as "errors": none are allowed)
+
+
+def classify_phase(impl: str, threads: int, seconds: float, seed: int,
+                   items: list[tuple[Any, Any, Any]],
+                   expected: list[Any]) -> tuple[str, list[str]]:
+    """One classifier on ``impl``'s matcher shared by ``threads`` threads for
+    ``seconds`` (run_phase); returns a summary line and the failures."""
+    from fastreply.classification import Classifier
+
+    module = importlib.import_module(CLASSIFY_MATCHERS[impl])
+    classifier = Classifier(matcher=module.Matcher)
+    alone = [_classify_answer(classifier, item) for item in items]  # one thread
+    differs = [i for i, (got, want) in enumerate(zip(alone, expected)) if got != want]
+    shared = run_phase("classify", module, classify_worker, classifier,
+                       (items, alone, classifier.rules), threads, seconds, seed)
+    if differs:
+        i = differs[0]
+        shared.fail(f"{impl} alone differs from the other matcher on {len(differs)} items, "
+                    f"e.g. {i}: {alone[i]!r} != {expected[i]!r}")
+    refused = sum(isinstance(a, tuple) and len(a) == 2 and isinstance(a[0], str) for a in alone)
+    verdict = "ok" if not shared.failures else f"FAILED ({len(shared.failures)})"
+    return (f"{impl:6} classify: {shared.calls:,} calls on one Classifier, {shared.errors} "
+            f"extend()s, {len(items):,} replies ({refused} refused alike), {verdict}"
+            ), shared.failures
+
+
+def classify_phases(impls: tuple[str, ...], threads: int, seconds: float, seed: int) -> int:
+    """The classify phase on each implementation; 1 when any failed."""
+    items = classify_workload(4000, seed)
+    # The answers one thread gets from the compiled matcher (else the pure one):
+    # each implementation must give exactly these, alone and shared.
+    from fastreply.classification import Classifier
+
+    try:
+        reference = importlib.import_module(CLASSIFY_MATCHERS["cython"])
+    except ImportError:
+        reference = importlib.import_module(CLASSIFY_MATCHERS["python"])
+    expected = [_classify_answer(Classifier(matcher=reference.Matcher), item) for item in items]
+    status = 0
+    for name in impls:
+        line, failures = classify_phase(name, threads, seconds, seed, items, expected)
+        print(line)
+        for failure in failures[:MAX_FAILURES]:
+            print("   ", failure.replace("\n", "\n    "))
+        if failures:
+            status = 1
+    return status
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--impl", choices=("cython", "python", "both"), default="both")
@@ -413,6 +563,7 @@ def main() -> int:
                         status = 1
     finally:
         sys.setswitchinterval(saved)
+    status |= classify_phases(impls, args.threads, seconds, args.seed)
     return status
 
 

@@ -7,7 +7,13 @@ Three targets, each a harness module with ``check(data)`` and its own seeds
 * ``checked`` (``harness_checked.py``, ``fuzz/corpus-checked``):
   ``feed_checked()`` with command logs of every kind, lying ones included;
 * ``aio`` (``harness_aio.py``, ``fuzz/corpus-aio``): ``fastreply.aio`` with
-  callers that come, go and are cancelled at random.
+  callers that come, go and are cancelled at random;
+* ``classify`` (``harness_classify.py``, ``fuzz/corpus-classify``): the
+  compiled classifier matcher against the pure-Python one, any reply,
+  command and provider argument, the shipped rules;
+* ``classify-rules`` (``harness_classify_rules.py``,
+  ``fuzz/corpus-classify-rules``): the same with random user rules and
+  providers, compiled through ``Classifier(...)`` and ``extend()``.
 
 Fuzzing (libFuzzer options pass through; ``ci/fuzz.sh`` sets them)::
 
@@ -59,6 +65,8 @@ TARGETS = {
     "parser": ("harness", "corpus"),
     "checked": ("harness_checked", "corpus-checked"),
     "aio": ("harness_aio", "corpus-aio"),
+    "classify": ("harness_classify", "corpus-classify"),
+    "classify-rules": ("harness_classify_rules", "corpus-classify-rules"),
 }
 harness: ModuleType  # the target's harness, set by main()
 
@@ -102,7 +110,10 @@ TOKENS = [b"250", b"250-", b"250 ", b"\r\n", b"\n", b"\r", b"-", b" ", b"\x00", 
 
 
 def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
-    """One to four random edits of ``data`` (header included)."""
+    """One to four random edits of ``data`` (header included; the target's
+    own ``HEADER`` size and ``MUTATION_TOKENS`` when it has them)."""
+    tokens = getattr(harness, "MUTATION_TOKENS", TOKENS)
+    head = getattr(harness, "HEADER", 6)
     out = bytearray(data)
     for _ in range(rng.randint(1, 4)):
         action = rng.randrange(7)
@@ -110,18 +121,18 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
         if action == 0 and out:  # flip a byte
             out[min(i, len(out) - 1)] = rng.randrange(256)
         elif action == 1:  # insert a token
-            out[i:i] = rng.choice(TOKENS)
+            out[i:i] = rng.choice(tokens)
         elif action == 2 and out:  # delete a run
             del out[i : i + rng.randint(1, 16)]
         elif action == 3:  # repeat a run
             run = out[i : i + rng.randint(1, 32)]
             out[i:i] = run * rng.randint(1, 64)
         elif action == 4 and pool:  # splice another input's stream in
-            other = rng.choice(pool)[6:]
+            other = rng.choice(pool)[head:]
             j = rng.randrange(len(other) + 1)
             out[i:i] = other[j : j + rng.randint(1, 200)]
         elif action == 5:  # a new header
-            out[:6] = bytes(rng.randrange(256) for _ in range(6))
+            out[:head] = bytes(rng.randrange(256) for _ in range(head))
         else:  # insert random bytes
             out[i:i] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 8)))
     return bytes(out[:4096])
@@ -252,11 +263,12 @@ def fuzz(argv: list[str]) -> None:
         import fastreply._parser  # noqa: F401
         import fastreply._parser_py  # noqa: F401
         import fastreply.aio  # noqa: F401
+        import fastreply.classification  # noqa: F401
         import fastreply.errors  # noqa: F401
         import fastreply.tables  # noqa: F401
 
     modules = harness._modules()
-    assert modules[1].__name__ == "fastreply._parser_c"
+    assert modules[1].__name__ in ("fastreply._parser_c", "fastreply._classify_c"), modules
     print(f"fuzzing {modules[1].__file__} against {modules[0].__file__}", file=sys.stderr)
 
     def test_one_input(data: bytes) -> None:

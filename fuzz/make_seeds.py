@@ -1,6 +1,9 @@
 """Write the seed corpora ``fuzz/corpus/`` (the parser target),
-``fuzz/corpus-checked/`` and ``fuzz/corpus-aio/`` (deterministic; re-run after
-changing any of them).
+``fuzz/corpus-checked/``, ``fuzz/corpus-aio/``, ``fuzz/corpus-classify/`` and
+``fuzz/corpus-classify-rules/``, and the classifier targets' libFuzzer
+dictionary ``fuzz/classify.dict`` (the shipped rules' phrases and the
+providers' tokens and hosts); deterministic: re-run after changing any of
+them, or the rules.
 
     python fuzz/make_seeds.py [--check]
 
@@ -23,6 +26,8 @@ sys.path.insert(0, HERE)
 
 import harness_aio  # noqa: E402
 import harness_checked  # noqa: E402
+import harness_classify  # noqa: E402
+import harness_classify_rules  # noqa: E402
 from harness import encode  # noqa: E402
 
 CORPUS = os.path.join(HERE, "corpus")
@@ -177,6 +182,147 @@ def aio_seeds() -> dict[str, bytes]:
     return out
 
 
+LABELLED = os.path.join(HERE, os.pardir, "tests", "data", "classification_cases.json")
+
+#: Texts for the classifier: delays, limits, odd bytes, tokens side by side.
+CLASSIFY_TEXTS: list[tuple[str, int, bytes]] = [
+    ("delay-minutes", 450, b"4.7.1 Too many messages, try again in 15 minutes"),
+    ("delay-hms", 451, b"4.7.1 Greylisting in action, please come back in 00:05:00"),
+    ("delay-colon-gap", 451, b"come back in 00: 05:00, or after 1:2 :3, within 12:34:56"),
+    ("delay-huge", 421, b"retry after 999999 days; wait 1234567 seconds"),
+    ("delay-second-wins", 450, b"in 5 in 6 minutes in 7 hours"),
+    ("delay-next-line", 450, b"4.2.0 greylisted, try again in\n5 minutes"),
+    ("enhanced-every-line", 550, b"5.1.1 user unknown\n5.1.1 user unknown\n5.7.1 blocked"),
+    ("enhanced-edges", 550, b"5.999.999 x\n5.01.1 y\n5.1.1x z\n5.1.1\t"),
+    ("enhanced-alone", 550, b"5.1.1"),
+    ("enhanced-cr", 452, b"4.2.2\r"),
+    ("word-64", 550, b"x" * 64 + b" user unknown"),
+    ("word-65", 550, b"x" * 65 + b" mailbox full"),
+    ("digits-6-7", 450, b"try again in 123456 seconds or in 1234567 seconds"),
+    ("two-providers-one-word", 550, b"gsmtp yahooinc protection outlook com ts01 gcdp"),
+    ("punctuation-runs", 550, b"User_unknown;;;user--unknown\tUSER   UNKNOWN"),
+    ("nul-and-8bit", 554, b"\x00\xff\xfe 5.7.1 \xe9t\xe9 sp\xe4m \x00 blocked\x80"),
+    ("empty", 250, b""),
+    ("only-lf", 550, b"\n\n\n"),
+    ("crlf-lines", 550, b"5.1.1 no such user\r\n5.1.1 mailbox unavailable\r\n"),
+    ("long-line", 554, b"5.7.1 " + b"spam " * 3000 + b"gsmtp"),
+    ("many-lines", 550, b"\n".join(b"5.1.1 line %d" % i for i in range(300))),
+    ("phrase-across-lines", 552, b"5.2.2 mailbox\nfull"),
+    ("code-minus-one", -1, b"connection lost"),
+    ("code-0", 0, b"5.1.1 user unknown"),
+    ("code-999", 999, b"mailbox full"),
+    ("code-1000", 1000, b"x"),
+    ("code-421", 421, b"4.7.0 [TSS04] Messages from 192.0.2.1 temporarily deferred"),
+]
+
+
+def _labelled() -> list[dict[str, Any]]:
+    import json
+
+    with open(LABELLED, encoding="utf-8") as handle:
+        cases: list[dict[str, Any]] = json.load(handle)["cases"]
+    return cases
+
+
+def classify_seeds() -> dict[str, bytes]:
+    """classify: the labelled replies in several forms, and edge texts with
+    every form, command kind and provider kind."""
+    from fastreply.commands import Command
+
+    encode = harness_classify.encode
+    forms = [f[0] for f in harness_classify.FORMS]
+    out: dict[str, bytes] = {}
+    for index, case in enumerate(_labelled()):
+        text = "\n".join(case["lines"]).encode("utf-8")
+        command = 0 if case["command"] is None else 2 | int(Command[case["command"]]) << 3
+        form = ("pair", "wire-c", "reply-py", "str", "duck")[index % 5]
+        out[f"case-{case['id']}"] = encode(text, case["code"], form=form, command=command)
+        provider = (3 | (index % 10) << 3, 4 | (index % 16) << 3, 5 | (index % 21) << 3)[index % 3]
+        out[f"case-{case['id']}-provider"] = encode(
+            text, case["code"], form=forms[index % len(forms)], command=command,
+            provider=provider, style=index % 4)
+    for index, (name, code, text) in enumerate(CLASSIFY_TEXTS):
+        for k, form in enumerate(forms):
+            if (index + k) % 3 == 0 or name.startswith("delay"):
+                command = (8 * (index + k)) % 256 | k % 8
+                out[f"{name}-{form}"] = encode(text, code, form=form, command=command,
+                                               provider=(index * 7 + k) % 256)
+    # The escapes: a phrase from the word list, repeats, long words, delays.
+    esc = harness_classify
+    bodies = {
+        "esc-dict": bytes([esc.ESC_DICT, 0, 5, 32, esc.ESC_DICT, 1, 17]),
+        "esc-repeat": b"mailbox full " + bytes([esc.ESC_REPEAT, 63]),
+        "esc-long": bytes([esc.ESC_LONG, 32, 32, esc.ESC_LONG, 34, 32, esc.ESC_LONG, 11]),
+        "esc-delay": bytes([esc.ESC_DELAY, 0x41, 32, esc.ESC_DELAY, 0x3C]),
+        "esc-byte": bytes([esc.ESC_BYTE, 1, esc.ESC_BYTE, 0]),
+    }
+    for name, body in bodies.items():
+        out[name] = bytes([0, 2 | 5 << 3, 0, 0x80, 17, 0]) + body
+    return out
+
+
+def classify_rules_seeds() -> dict[str, bytes]:
+    """classify-rules: user rules that match the text, override, conflict,
+    use their own providers, and spoiled ones."""
+    encode = harness_classify_rules.encode
+    # (case headers of the classify target: RCPT 550 as a pair, DATA_END 250 parsed
+    # from the wire, 451 from an MX host of the shipped providers, upper case)
+    cases = [bytes([0, 2 | 5 << 3, 0, 0x80, 17, 0]), bytes([8, 2 | 7 << 3, 0, 0x80, 2, 1]),
+             bytes([1, 0, 4, 0x80, 6, 1])]
+    text = (b"5.7.1 Message rejected: acme storage exhausted for bob, try again in 5 minutes"
+            b"\n5.7.1 see https://acme.example/help gsmtp")
+    out: dict[str, bytes] = {}
+    specs = [
+        ("one-phrase", [bytes([0, 4, 0, 0, 0, 0, 1, 0])], 0),
+        ("phrase-and-codes", [bytes([0, 4, 5, 1, 0, 0, 2, 0x23])], 0),
+        ("extend", [bytes([0, 4, 0, 0, 0, 0, 1, 0]), bytes([1, 9, 2, 3, 1, 7, 6, 0x2C])], 1),
+        ("providers", [bytes([0, 12, 0, 0, 0, 7, 5, 0]), bytes([1, 3, 1, 0, 2, 0, 1, 0x31])], 2),
+        ("shipped-providers", [bytes([0, 3, 0, 0, 0, 0x0F, 0, 0])], 4),
+        ("override", [bytes([14, 5, 1, 0, 0, 0, 1, 4]), bytes([0, 0, 0, 0, 0, 0, 0, 0])], 1),
+        ("same-id", [bytes([0, 4, 0, 0, 0, 0, 1, 0]), bytes([13, 6, 0, 0, 0, 0, 1, 0])], 0),
+        ("enhanced-only", [bytes([0, 16, 0, 0, 1 | 7 << 2, 0, 0, 0]),
+                           bytes([0, 17, 0, 0, 2 | 2 << 2, 0, 0, 0])],
+         0),
+        ("eight", [bytes([k, 3 * k, k, k, k, 7, k, k]) for k in range(8)], 3),
+        ("spoiled", [bytes([0xF0, k, 0, 0, 0, 0, 0, 0]) for k in range(3)], 0),
+        ("rule-objects", [bytes([0xE0, 4, 5, 1, 0, 0, 2, 0x23]), bytes([0xEF, 0, 0, 0, 0, 0, 0,
+                                                                        0])], 0),
+        ("edge-phrases", [bytes([0, 4, 0, 0, 0, 0, 3 | 3 << 2, 0]),
+                          bytes([0, 5, 0, 0, 0, 0, 3 | 5 << 2, 0])], 0),
+    ]
+    for name, rules, flags in specs:
+        out[name] = encode(rules, cases, text, flags)
+    for bad in range(len(harness_classify_rules.BAD_FIELDS)):
+        out[f"bad-{bad}"] = encode([bytes([0xF0, bad, 0, 0, 0, 0, 1, 0])], cases[:1], text)
+    return out
+
+
+def classify_dict() -> str:
+    """The libFuzzer dictionary of the classifier targets."""
+    lines = ["# The shipped rules' phrases and the providers' tokens and hosts, then",
+             "# delays, enhanced codes and separators (written by fuzz/make_seeds.py)"]
+    for index, word in enumerate(harness_classify.words()):
+        escaped = "".join(chr(b) if 32 <= b < 127 and b not in b'"\\' else f"\\x{b:02x}"
+                          for b in word)
+        lines.append(f'w{index}="{escaped}"')
+    return "\n".join(lines) + "\n"
+
+
+def _write_dict(path: str, text: str, check: bool) -> int:
+    label = os.path.relpath(path, os.path.join(HERE, os.pardir))
+    if check:
+        have = open(path, encoding="ascii").read() if os.path.exists(path) else ""
+        if have != text:
+            print(f"{label} is out of date")
+            return 1
+        print(f"{label}: up to date")
+        return 0
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(text)
+    print(f"wrote {label}")
+    return 0
+
+
 def _write(folder: str, seeds_: dict[str, bytes], check: bool) -> int:
     want = {}
     for name, data in seeds_.items():
@@ -206,6 +352,9 @@ def main() -> int:
     status = _write(CORPUS, seeds(), check)
     status |= _write(os.path.join(HERE, "corpus-checked"), checked_seeds(), check)
     status |= _write(os.path.join(HERE, "corpus-aio"), aio_seeds(), check)
+    status |= _write(os.path.join(HERE, "corpus-classify"), classify_seeds(), check)
+    status |= _write(os.path.join(HERE, "corpus-classify-rules"), classify_rules_seeds(), check)
+    status |= _write_dict(os.path.join(HERE, "classify.dict"), classify_dict(), check)
     return status
 
 

@@ -1,7 +1,10 @@
 """The labelled set (tests/data/classification_cases.json): real replies from
 providers, gateways, MTAs and the RFCs, with the classification a sender
-should get.  Rules were written from the ``dev`` part only; the ``heldout``
-part is measured against the goals, never tuned for."""
+should get.  Its parts (see classification_cases.md): ``dev`` and ``heldout``
+from the first round, ``heldout2`` labelled before the second round of rules
+and measured once after it (development data since the third round),
+``heldout3`` labelled and committed before the third round of rules and
+measured once after it, never tuned for."""
 
 from __future__ import annotations
 
@@ -18,11 +21,21 @@ from fastreply.classification import ACTIONS, CATEGORIES, PROVIDERS, Classifier
 CASES_PATH = Path(__file__).resolve().parent / "data" / "classification_cases.json"
 CASES: list[dict[str, Any]] = json.loads(CASES_PATH.read_text("utf-8"))["cases"]
 
-# The goals (and what the held-out part must not fall below).
-HELDOUT_CATEGORY_GOAL = 0.80
-HELDOUT_ACTION_GOAL = 0.90
+# The goals of issue 14, on replies the rules were not written from.
+CATEGORY_GOAL = 0.80
+ACTION_GOAL = 0.95
+
+# Floors: what each part must not fall below.  ``dev``, ``heldout`` and
+# ``heldout2`` are development data (rules are written from them; ``heldout2``
+# measured 83/127 category, 114/127 action the one time it was held out).
 DEV_CATEGORY_FLOOR = 0.95
 DEV_ACTION_FLOOR = 0.97
+# ``heldout3`` was measured once, after the third round of rules: 102/152
+# category (67.1%), 139/152 action (91.4%), both below the goals; its floors
+# are that measure rounded down, never above it, so that a regression shows and
+# the figure stays honest.
+HELDOUT3_CATEGORY_FLOOR = 0.67
+HELDOUT3_ACTION_FLOOR = 0.91
 
 
 def agreement(classifier: Classifier, impl: ModuleType, split: str) -> tuple[float, float, list[str]]:
@@ -45,10 +58,18 @@ def test_the_set_is_well_formed() -> None:
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids))
     splits = Counter(c["split"] for c in CASES)
-    assert set(splits) == {"dev", "heldout"} and splits["heldout"] >= 50
+    assert set(splits) == {"dev", "heldout", "heldout2", "heldout3"}
+    assert splits["heldout"] >= 50 and splits["heldout2"] >= 80 and splits["heldout3"] >= 100
     needed = {"google", "microsoft", "yahoo", "apple", "comcast", "gmx", "orange", "mimecast",
               "proofpoint", "barracuda", "postfix", "exim", "sendmail", "opensmtpd", "exchange"}
     assert needed <= {c["provider"] for c in CASES}
+    # Each later held-out part is new replies: none twice, none also in an earlier part.
+    seen = {(c["code"], tuple(c["lines"])) for c in CASES if c["split"] in ("dev", "heldout")}
+    for split in ("heldout2", "heldout3"):
+        part = [(c["code"], tuple(c["lines"])) for c in CASES if c["split"] == split]
+        assert len(set(part)) == len(part), split
+        assert not seen & set(part), split
+        seen |= set(part)
     for case in CASES:
         assert case["category"] in CATEGORIES and case["action"] in ACTIONS, case["id"]
         assert case["source"] and case["lines"], case["id"]
@@ -56,16 +77,20 @@ def test_the_set_is_well_formed() -> None:
     assert set(PROVIDERS) <= {c["provider"] for c in CASES}
 
 
-def test_dev_agreement(classifier: Classifier, impl: ModuleType) -> None:
-    category, action, misses = agreement(classifier, impl, "dev")
+@pytest.mark.parametrize("split", ["dev", "heldout", "heldout2"])
+def test_development_agreement(classifier: Classifier, impl: ModuleType, split: str) -> None:
+    category, action, misses = agreement(classifier, impl, split)
     assert category >= DEV_CATEGORY_FLOOR, misses
     assert action >= DEV_ACTION_FLOOR, misses
 
 
-def test_heldout_agreement(classifier: Classifier, impl: ModuleType) -> None:
-    category, action, misses = agreement(classifier, impl, "heldout")
-    assert category >= HELDOUT_CATEGORY_GOAL, misses
-    assert action >= HELDOUT_ACTION_GOAL, misses
+def test_heldout3_agreement(classifier: Classifier, impl: ModuleType) -> None:
+    category, action, misses = agreement(classifier, impl, "heldout3")
+    assert category >= HELDOUT3_CATEGORY_FLOOR, misses
+    assert action >= HELDOUT3_ACTION_FLOOR, misses
+    # The floors record the measure; they are not the goals (issue 14), which
+    # this part does not meet.
+    assert HELDOUT3_CATEGORY_FLOOR < CATEGORY_GOAL and HELDOUT3_ACTION_FLOOR < ACTION_GOAL
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])

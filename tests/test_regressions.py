@@ -248,3 +248,225 @@ def test_other_fuzz_targets_keep_the_invariants(impl: ModuleType, name: str, fol
     harness = _harness(name, folder)
     for data in _corpus(folder, least):
         harness.check(data, (impl, impl))
+
+
+# -- the classifier -----------------------------------------------------------------
+#
+# Found by the classify fuzz target (fuzz/harness_classify.py) in the first
+# differential runs: an object with ``code`` and ``lines`` that is not a
+# parser's Reply was read differently by the two matchers (the compiled one
+# joins its lines, the reference read them as given: a float code compared
+# as a float, bytearray lines made an unhashable word, an empty list raised
+# IndexError, a str raised a regex error); and a compiled Matcher made
+# without its tables (``Matcher.__new__``, or an ``__init__`` that failed)
+# read NULL pointers and crashed the interpreter.
+
+
+class Duck:
+    """Has ``code`` and ``lines``, and nothing else of a Reply."""
+
+    def __init__(self, code: Any, lines: Any) -> None:
+        self.code = code
+        self.lines = lines
+
+
+DUCK_ERRORS: list[tuple[Any, Any, type[Exception], str]] = [
+    (550.0, [b"5.1.1 user unknown"], TypeError, "reply code must be an int, not float"),
+    (550.5, [b"x"], TypeError, "reply code must be an int, not float"),
+    (True, [b"x"], TypeError, "reply code must be an int, not bool"),
+    ("550", [b"x"], TypeError, "reply code must be an int, not str"),
+    (550, "user unknown", TypeError, "reply lines must be an iterable of bytes, not str"),
+    (550, b"user unknown", TypeError, "reply lines must be an iterable of bytes, not bytes"),
+    (550, [], ValueError, "a reply has at least one line"),
+    (550, iter(()), ValueError, "a reply has at least one line"),
+    (550, [b"a", 5], TypeError, "reply line 1 must be bytes, not int"),
+    (550, ["user unknown"], TypeError, "reply line 0 must be bytes, not str"),
+    (550, None, TypeError, "'NoneType' object is not iterable"),
+    (1000, [b"x"], ValueError, "reply code must be -1 to 999, got 1000"),
+]
+
+
+@pytest.mark.parametrize(("code", "lines", "error", "message"), DUCK_ERRORS,
+                         ids=[m for *_, m in DUCK_ERRORS])
+def test_classify_refuses_a_bad_reply_object(classifier: Any, code: Any, lines: Any,
+                                             error: type[Exception], message: str) -> None:
+    with pytest.raises(error) as info:
+        classifier.classify(Duck(code, lines), "RCPT")
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("lines", [
+    [b"5.1.1 user unknown"],
+    (bytearray(b"5.1.1 user"), memoryview(b"unknown")),
+    [b"4.2.0 greylisted, try again in", b"5 minutes"],
+    [b"4.2.0 greylisted\n5.1.1 try again\r\nin 5 minutes"],  # a line feed inside a line
+    (b"5.2.2 mailbox", b"full"),  # given as an iterator
+], ids=["bytes", "bytearray-memoryview", "two-lines", "lf-inside", "iterator"])
+def test_a_reply_object_reads_as_its_joined_lines(classifier: Any, lines: Any) -> None:
+    """An object with code and lines classifies as ``(code, b"\\n".join(lines))``."""
+    want = classifier.classify((450, b"\n".join(bytes(x) for x in lines)), "RCPT")
+    given = iter(lines) if isinstance(lines, tuple) and lines[-1] == b"full" else lines
+    assert classifier.classify(Duck(450, given), "RCPT") == want
+    assert want.rule != "default-4xx"
+
+
+def test_a_matcher_without_tables_refuses_to_classify(classifier: Any,
+                                                      classifier_impl: ModuleType) -> None:
+    empty = classifier_impl.Matcher.__new__(classifier_impl.Matcher)
+    for _ in range(2):
+        with pytest.raises(TypeError, match=r"has no tables: make one with Matcher\(tables\)"):
+            empty.classify((250, b"ok"))
+    tables = classifier._tables
+    built = classifier_impl.Matcher(tables)
+    with pytest.raises(TypeError, match="set once"):
+        built.__init__(tables)  # the tables of a matcher in use never change
+    assert built.classify((550, b"5.1.1 user unknown"), "RCPT").category == "invalid_recipient"
+
+
+def small_classifier() -> Any:
+    """A classifier of a few rules and one provider (quick to build)."""
+    from fastreply.classification import Classifier
+
+    return Classifier([
+        {"id": "no-user", "phrases": ["does not exist", "user unknown"],
+         "category": "invalid_recipient"},
+        {"id": "full", "codes": ["4xx"], "phrases": ["mailbox full"], "category": "mailbox_full"},
+        {"id": "quota", "enhanced": ["X.2.2"], "category": "mailbox_full"},
+    ], {"google": {"hosts": ["gmail.com", "google.com"], "tokens": ["gsmtp"]}})
+
+
+def test_a_compiled_matcher_whose_init_failed_refuses_to_classify(both: Any) -> None:
+    from fastreply import _classify_c
+
+    tables = small_classifier()._tables
+    broken = _classify_c.Matcher.__new__(_classify_c.Matcher)
+    with pytest.raises(ValueError, match="bad trie entry"):
+        broken.__init__(tables._replace(trie={1 << 16 | 1: 10 ** 6}))  # words built, trie not
+    with pytest.raises(TypeError, match="has no tables"):
+        broken.classify((550, b"5.1.1 user unknown"), "RCPT")
+    with pytest.raises(TypeError, match="set once"):
+        broken.__init__(tables)
+
+
+def test_a_phrase_that_is_not_unicode_names_its_rule(classifier_impl: ModuleType) -> None:
+    from fastreply.classification import Classifier
+
+    with pytest.raises(ValueError, match=r"rule 'mine': phrase '\\udce9t\\udce9' is not valid "
+                                         r"Unicode \(surrogates not allowed at 0\)"):
+        Classifier([{"id": "mine", "phrases": ["\udce9t\udce9"], "category": "spam_content"}],
+                   matcher=classifier_impl.Matcher)
+    with pytest.raises(ValueError, match=r"provider 'acme': phrase '\\ud800' is not valid"):
+        Classifier([], {"acme": {"hosts": [], "tokens": ["\ud800"]}},
+                   matcher=classifier_impl.Matcher)
+
+
+def _classify_modules() -> tuple[ModuleType, ModuleType]:
+    from fastreply import _classify_c, _classify_py
+
+    return _classify_py, _classify_c
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [
+    ("harness_classify", "corpus-classify", 400), ("harness_classify_rules",
+                                                    "corpus-classify-rules", 40)])
+def test_classify_fuzz_targets_replay_clean(both: Any, name: str, folder: str,
+                                            least: int) -> None:
+    """The classifier's seeds (fuzz/corpus-classify*): both matchers give the
+    same answers, which keep the invariants and agree with the rules read one
+    by one."""
+    harness = _harness(name, folder)
+    modules = _classify_modules()
+    for data in _corpus(folder, least):
+        harness.check(data, modules)
+
+
+@pytest.mark.parametrize(("name", "folder", "least"), [
+    ("harness_classify", "corpus-classify", 400), ("harness_classify_rules",
+                                                    "corpus-classify-rules", 40)])
+def test_classify_fuzz_targets_keep_the_invariants(classifier_impl: ModuleType, name: str,
+                                                   folder: str, least: int) -> None:
+    harness = _harness(name, folder)
+    for data in _corpus(folder, least):
+        harness.check(data, (classifier_impl, classifier_impl))
+
+
+def test_the_classify_harness_catches_what_it_must(both: Any) -> None:
+    """The check fails on a matcher that answers differently, on one that
+    breaks an invariant even as the reference, and on one that raises an
+    exception other than TypeError or ValueError."""
+    from fastreply import classification
+
+    harness = _harness("harness_classify", "corpus-classify")
+    reference, compiled = _classify_modules()
+    data = harness.encode(b"5.1.1 user unknown", 550, command=2 | 5 << 3)
+    harness.check(data, (reference, compiled))
+
+    class Wrong(reference.Matcher):  # type: ignore[misc, name-defined]
+        def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
+            return super().classify(reply, command, provider)._replace(action="bounce")
+
+    class Unknown(reference.Matcher):  # type: ignore[misc, name-defined]
+        def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
+            return super().classify(reply, command, provider)._replace(category="lost")
+
+    class Raises(reference.Matcher):  # type: ignore[misc, name-defined]
+        def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
+            raise IndexError("list index out of range")
+
+    for broken in (Wrong, Unknown, Raises):
+        fake = type(sys)(f"broken_{broken.__name__}_c")
+        fake.Matcher = broken
+        with pytest.raises(harness.Divergence):
+            harness.check(data, (reference, fake))
+        with pytest.raises(harness.Divergence):  # an invariant or the oracle, even alone
+            harness.check(data, (fake, fake))
+    assert classification.IMPLEMENTATION in ("cython", "python")
+
+
+# Found by ci/thread_stress.py's classify phase on free-threaded 3.13t: a
+# classifier shared by 4 threads answered right but the pure-Python matcher
+# ran 30 times slower in any thread but the one that built it (about 1,000
+# replies a second with 4 threads instead of 30,000), and the compiled one 14
+# times slower with a command or provider given as a str.  The cause: on 3.13t
+# ``dict.get()`` of a key equal to (not the same object as) a key that
+# another thread stored takes a slow path, some 50 times slower than ``key in
+# d`` and ``d[key]``.  The matcher's word table, trie and enhanced-code index
+# and the command and provider caches are read with ``in`` and ``[]`` now.
+
+
+class GetlessDict(dict):  # type: ignore[type-arg]
+    """A dict whose ``get()`` fails the test once ``armed``."""
+
+    armed = False
+
+    def get(self, *args: Any) -> Any:
+        if GetlessDict.armed:
+            raise AssertionError("dict.get() on the classify path")
+        return super().get(*args)
+
+
+def test_classify_reads_its_tables_and_caches_without_dict_get(
+    classifier_impl: ModuleType, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from fastreply import classification
+
+    tables = small_classifier()._tables
+    if classifier_impl.__name__.endswith("_py"):  # (the compiled one copies them into C arrays)
+        tables = tables._replace(words=GetlessDict(tables.words), trie=GetlessDict(tables.trie),
+                                 by_subject=GetlessDict(tables.by_subject))
+    for cell in tables.provider_number.__closure__ or ():  # the provider cache and index
+        if type(cell.cell_contents) is dict:
+            cell.cell_contents = GetlessDict(cell.cell_contents)
+    monkeypatch.setattr(classification, "_COMMAND_CACHE", GetlessDict())
+    matcher = classifier_impl.Matcher(tables)
+    monkeypatch.setattr(GetlessDict, "armed", True)
+    reply = (550, b"5.1.1 The email account that you tried to reach does not exist. x1 - gsmtp")
+    assert 2 in tables.by_subject  # (X.2.2: the index is read)
+    for _ in range(2):  # the caches empty, then holding the command and the host
+        for command, provider in (("".join(["RC", "PT"]), None),
+                                  (b"RCPT TO:<a@example.org>", "".join(["mx.", "gmail.com"])),
+                                  (5, "google")):  # 5: Command.RCPT
+            result = matcher.classify(reply, command, provider)
+            assert (result.category, result.provider) == ("invalid_recipient", "google")
+        assert matcher.classify((452, b"4.2.2 mailbox full, try again in 5 minutes"),
+                                "RCPT").retry_after == 300

@@ -71,6 +71,7 @@ cdef enum:
 cdef tuple _reply_types = ()
 cdef object _Command = Command
 cdef object _TUPLE_NEW = tuple.__new__
+cdef str _NOT_BUILT = "this Matcher has no tables: make one with Matcher(tables)"
 
 
 cdef bint _is_parsed_reply(object kind) except -1:
@@ -105,6 +106,7 @@ cdef class Matcher:
     cdef fr_tables _t
     cdef void* _blocks[MAX_BLOCKS]
     cdef int _nblocks
+    cdef bint _built                    # set last in __init__: the tables are whole
     cdef Py_ssize_t _nrules
     cdef Py_ssize_t _nseen              # 64-bit words of the phrase bitset in use
     cdef int32_t* _phrase_start         # by phrase: where its rules start in _phrase_rules
@@ -130,6 +132,7 @@ cdef class Matcher:
 
     def __cinit__(self):
         self._nblocks = 0
+        self._built = False
 
     def __dealloc__(self):
         cdef int i
@@ -157,6 +160,7 @@ cdef class Matcher:
         self._build_words(tables.words, tables.word_kind)
         self._build_trie(tables.trie, tables.state_phrase, tables.phrase_provider)
         self._build_rules(tables)
+        self._built = True
 
     cdef int _build_words(self, dict words, list word_kind) except -1:
         cdef Py_ssize_t n = len(words), pool_size = 0, i
@@ -337,6 +341,8 @@ cdef class Matcher:
         cdef int wire, overflow = 0, cmd, given, prov, klass, scope, best
         cdef fr_found found
         cdef uint64_t seen[SEEN_WORDS]
+        if not self._built:  # made with __new__, or its __init__ failed: no tables to read
+            raise TypeError(_NOT_BUILT)
         # The reply: the wire form of a parsed reply, or smtplib's message.
         if _is_parsed_reply(kind):
             code = reply.code

@@ -28,6 +28,7 @@ import re
 from typing import Any
 
 from ._common import reply_class, reply_input
+from ._parser_py import Reply as _ReplyPy
 
 __all__ = ["Matcher", "classify"]
 
@@ -37,6 +38,7 @@ _ENHANCED = re.compile(rb"([245])\.(0|[1-9][0-9]{0,2})\.(0|[1-9][0-9]{0,2})(?=[ 
 _UNKNOWN_STAGE = 24
 _CONNECTION = 3  # SCOPES.index("connection")
 _MAX_NUMBER_DIGITS = 6
+_NOT_BUILT = "this Matcher has no tables: make one with Matcher(tables)"
 
 
 class Matcher:
@@ -44,14 +46,24 @@ class Matcher:
 
     __slots__ = ("_t",)
 
+    _t: Any
+
     def __init__(self, tables: Any) -> None:
-        self._t = tables
+        try:
+            self._t
+        except AttributeError:
+            self._t = tables
+        else:
+            raise TypeError("a Matcher's tables are set once, when it is built")
 
     def classify(self, reply: Any, command: Any = None, provider: Any = None) -> Any:
         """Classify one reply; ``command`` and ``provider`` as for
         :func:`fastreply.classify`."""
-        t = self._t
-        code, lines = reply_input(reply)
+        try:
+            t = self._t
+        except AttributeError:  # made with __new__: no tables to read
+            raise TypeError(_NOT_BUILT) from None
+        code, lines = reply_input(reply, _ReplyPy)
         cmd = t.command_number(command)
         given = t.provider_number(provider) if provider is not None else 0
         found = _ENHANCED.match(lines[0])
@@ -94,15 +106,19 @@ class Matcher:
                 colon = start == prev_end + 1 and line[prev_end] == 0x3A
                 prev_end = token.end()
                 word = token.group().lower()
-                wid = words.get(word, 0)
+                # (``in`` then ``[]``, not ``dict.get``: on free-threaded 3.13,
+                # get() of a key equal to, not the same object as, one stored
+                # by another thread is some 50 times slower)
+                wid = words[word] if word in words else 0
                 value = int(word) if len(word) <= _MAX_NUMBER_DIGITS and word.isdigit() else -1
                 kind = word_kind[wid]
                 following: list[int] = []
                 if wid:
                     for state in [0] + active:
-                        nxt = trie.get(state << 16 | wid)
-                        if nxt is None:
+                        key = state << 16 | wid
+                        if key not in trie:
                             continue
+                        nxt = trie[key]
                         following.append(nxt)
                         phrase = state_phrase[nxt]
                         if phrase >= 0:
@@ -136,7 +152,9 @@ class Matcher:
                     break
         candidates = [t.plain]
         if enhanced is not None:
-            candidates.append(t.by_subject.get(enhanced[1], ()))
+            subject = enhanced[1]
+            if subject in t.by_subject:
+                candidates.append(t.by_subject[subject])
         for rules in candidates:
             for rule in rules:
                 if rule >= best:

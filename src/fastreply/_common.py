@@ -358,9 +358,14 @@ def reply_class(code: int) -> int:
     return 3
 
 
-def reply_input(reply: Any) -> tuple[int, list[bytes]]:
+def reply_input(reply: Any, trusted: type | None = None) -> tuple[int, list[bytes]]:
     """The code and the lines of text of a Reply or a (code, message) pair,
-    as ``classify()`` takes them."""
+    as ``classify()`` takes them.
+
+    An object of type ``trusted`` (the caller's own Reply class) is read as it
+    is; any other object with ``code`` and ``lines`` (the other twin's Reply
+    too) is read as the pair ``(code, b"\\n".join(lines))``, checked.
+    """
     if isinstance(reply, (tuple, list)):
         if len(reply) != 2:
             raise TypeError("a reply given as a sequence must be (code, message)")
@@ -383,9 +388,32 @@ def reply_input(reply: Any) -> tuple[int, list[bytes]]:
                 "classify() takes a Reply or a (code, message) pair, not "
                 f"{type(reply).__name__}"
             ) from None
+        if type(reply) is not trusted:
+            code, lines = _checked_lines(code, lines)
     if not -1 <= code <= 999:
         raise ValueError(f"reply code must be -1 to 999, got {code}")
     return code, list(lines)
+
+
+def _checked_lines(code: Any, lines: Any) -> tuple[int, list[bytes]]:
+    """The code and lines of an object given as a reply: an int (not a bool)
+    and a non-empty iterable of bytes-like lines, split again at any LF."""
+    if isinstance(code, bool) or not isinstance(code, int):
+        raise TypeError(f"reply code must be an int, not {type(code).__name__}")
+    if isinstance(lines, (str, bytes, bytearray, memoryview)):
+        raise TypeError(f"reply lines must be an iterable of bytes, not {type(lines).__name__}")
+    out: list[bytes] = []
+    split = False
+    for index, line in enumerate(lines):
+        if isinstance(line, (bytearray, memoryview)):
+            line = bytes(line)
+        elif not isinstance(line, bytes):
+            raise TypeError(f"reply line {index} must be bytes, not {type(line).__name__}")
+        split = split or b"\n" in line
+        out.append(line)
+    if not out:
+        raise ValueError("a reply has at least one line")
+    return code, b"\n".join(out).split(b"\n") if split else out
 
 
 def reply_text(reply: Any) -> tuple[int, bytes]:
