@@ -8,7 +8,7 @@ them, or the rules.
     python fuzz/make_seeds.py [--check]
 
 Each seed is an input in the format of ``harness.py`` (a header with the
-options and chunking, then a reply stream): the wire rules of DESIGN.md,
+options and chunking, then a reply stream): the wire rules (docs/wire-rules.md),
 valid and invalid, at and around the limits, in several chunkings and
 buffer types, plus a slice of the generated ``mix`` workload and the sample
 session.  ``--check`` fails if the folder is not what this script writes.

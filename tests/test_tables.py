@@ -36,7 +36,8 @@ def rows(text: str) -> dict[str, set[int]]:
     return out
 
 
-# DESIGN.md, word for word ("received data" is DATA_END).
+# The 2002 table the project started from, word for word ("received data" is DATA_END);
+# docs/validation.md describes it.
 SEED_ROWS = rows("""
     CONNECT: 220 421; HELO: 250 500 501 504 521 421; EHLO: 250 550 500 501 504 421;
     MAIL: 250 552 451 452 500 501 421;

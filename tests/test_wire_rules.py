@@ -1,4 +1,4 @@
-"""Every wire rule of DESIGN.md, table-driven, against both implementations,
+"""Every wire rule of docs/wire-rules.md, table-driven, against both implementations,
 each stream fed whole, one byte at a time and in random splits."""
 
 from __future__ import annotations
