@@ -28,6 +28,8 @@ else:
         Extension(
             "fastreply._parser_c",
             ["src/fastreply/_parser_c.pyx"],
+            depends=["src/fastreply/_parser.h"],
+            include_dirs=["src/fastreply"],
             define_macros=macros,
         ),
         Extension(

@@ -15,7 +15,7 @@ memory bandwidth, see below).
 
 Shapes (each made of whole replies, repeated to the size):
 
-``mix``     the ``mix`` workload of ``fastreply.corpus`` (realistic sessions,
+``mix``     the ``mix`` workload of ``fastreply._bench.corpus`` (realistic sessions,
             about 70 bytes a reply)
 ``long``    replies of 1000 lines of 100 bytes (100 KB each, at the default
             line-count limit): a byte-at-a-time feed keeps a large reply
@@ -65,7 +65,7 @@ ONE_CHUNK_SLACK = 4
 
 def make(shape: str, size: int) -> bytes:
     if shape == "mix":
-        from fastreply.corpus import generate
+        from fastreply._bench.corpus import generate
 
         block = generate("mix", size=min(size, MB), seed=5).data
     else:

@@ -189,7 +189,7 @@ def plan(name: str, size: int, tiny: int) -> Plan:
         return Plan(lambda: itertools.chain(body(), [tail]), "MalformedReply",
                     count * len(block), held=10 * DEFAULT_LINE)
     if name == "well-formed":
-        from fastreply.corpus import generate
+        from fastreply._bench.corpus import generate
 
         block = generate("mix", size=4 * MB, seed=3).data
         count = max(1, -(-size // len(block)))  # at least S bytes
@@ -198,6 +198,8 @@ def plan(name: str, size: int, tiny: int) -> Plan:
 
 
 def child(name: str, impl: str, size: int, tiny: int) -> dict[str, Any]:
+    from fastreply.errors import ReplyError
+
     module = importlib.import_module(IMPLEMENTATIONS[impl])
     spec = plan(name, size, tiny)
     target = tiny if name == "tiny-chunks" else size
@@ -220,7 +222,7 @@ def child(name: str, impl: str, size: int, tiny: int) -> dict[str, Any]:
                 pieces += 1
                 count += len(feed(chunk))
             parser.close()
-        except module.ReplyError as exc:
+        except ReplyError as exc:
             count += len(exc.replies)
             error = (type(exc).__name__, exc.offset)
         if not spec.repeat or error != (spec.expect, spec.offset) or total >= target:

@@ -22,7 +22,8 @@ import tempfile
 
 
 def run(impl: str, calls: int) -> int:
-    from fastreply import ReplyParser, _classify_bench
+    from fastreply import ReplyParser
+    from fastreply._bench import classify as classify_bench
     from fastreply.classification import Classifier
 
     if impl == "compiled":
@@ -31,7 +32,7 @@ def run(impl: str, calls: int) -> int:
         from fastreply import _classify_py as module
     # The matcher's own classify(reply, command, provider): what fastreply.classify runs.
     classify = Classifier(matcher=module.Matcher)._matcher.classify
-    stream, commands = _classify_bench.make_replies(2000, seed=0)
+    stream, commands = classify_bench.make_replies(2000, seed=0)
     pairs = list(zip(ReplyParser().feed(stream), commands))
     done = 0
     while done < calls:

@@ -14,7 +14,7 @@ the longer run.  Instruction counts do not depend on the machine's load.
 ``--cprofile`` runs the passes under cProfile and prints the functions with
 the most own time, per reply.
 
-The runners are those of ``fastreply bench`` (``fastreply.bench.prepare``).
+The runners are those of ``fastreply bench`` (``fastreply._bench.engine.prepare``).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import subprocess
 import sys
 import tempfile
 
-from fastreply import bench
-from fastreply.corpus import WORKLOADS, generate
+from fastreply._bench import engine
+from fastreply._bench.corpus import WORKLOADS, generate
 
 
 #: What the breakdown counts, per implementation: the parser's feed methods.
@@ -43,7 +43,7 @@ TOGGLES = {
 
 def run_passes(impl: str, workload: str, size: int, passes: int, chunk: int) -> int:
     corpus = generate(workload, size=size, seed=0)
-    prepared = bench.prepare(impl, corpus, chunk)
+    prepared = engine.prepare(impl, corpus, chunk)
     replies = 0
     for _ in range(passes):
         replies += prepared.run()
@@ -130,7 +130,7 @@ def _per_reply_table(text: str, replies: int) -> str:
 
 def profile(args: argparse.Namespace) -> int:
     corpus = generate(args.workload, size=args.size, seed=0)
-    prepared = bench.prepare(args.impl, corpus, args.chunk)
+    prepared = engine.prepare(args.impl, corpus, args.chunk)
     prepared.run()  # warm up
     profiler = cProfile.Profile()
     profiler.enable()
@@ -158,10 +158,10 @@ def profile(args: argparse.Namespace) -> int:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--impl", default="compiled", choices=bench.IMPLEMENTATIONS)
+    p.add_argument("--impl", default="compiled", choices=engine.IMPLEMENTATIONS)
     p.add_argument("--workload", default="mix", choices=WORKLOADS)
     p.add_argument("--size", type=int, default=300_000, help="corpus bytes (default 300000)")
-    p.add_argument("--chunk", type=int, default=bench.DEFAULT_CHUNK)
+    p.add_argument("--chunk", type=int, default=engine.DEFAULT_CHUNK)
     p.add_argument("--passes", type=int, default=1, help="passes (the base run's, for callgrind)")
     p.add_argument("--extra", type=int, default=4, help="callgrind: passes added in the second run")
     p.add_argument(

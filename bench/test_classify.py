@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from fastreply import _classify_bench
+from fastreply._bench import classify as classify_bench
 from fastreply.classification import Classifier
 
 COUNT = 5_000
@@ -17,13 +17,13 @@ COUNT = 5_000
 
 @pytest.fixture(scope="module")
 def replies() -> tuple[bytes, list[Any]]:
-    return _classify_bench.make_replies(COUNT, seed=0)
+    return classify_bench.make_replies(COUNT, seed=0)
 
 
 def test_getreply(benchmark: Any, replies: tuple[bytes, list[Any]]) -> None:
     stream, _ = replies
     benchmark.group = "classify"
-    assert benchmark(_classify_bench._getreply(stream, COUNT)) == COUNT
+    assert benchmark(classify_bench.getreply_runner(stream, COUNT)) == COUNT
 
 
 def test_classify(benchmark: Any, impl: Any, replies: tuple[bytes, list[Any]]) -> None:
@@ -41,5 +41,5 @@ def test_classify(benchmark: Any, impl: Any, replies: tuple[bytes, list[Any]]) -
                                           "dnsbl_listed", "reputation_block"}
     benchmark.group = "classify"
     benchmark.extra_info.update(replies=COUNT, matcher=matcher)
-    run = _classify_bench._classifying(classifier.classify, list(zip(parsed, commands)))
+    run = classify_bench.classify_runner(classifier.classify, list(zip(parsed, commands)))
     assert benchmark(run) == COUNT

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from fastreply.bench import _feeder
-from fastreply.corpus import generate
+from fastreply._bench.corpus import generate
+from fastreply._bench.engine import feeder
 
 SIZES = {"16k": 16 * 1024, "64k": 64 * 1024}
 
@@ -26,7 +26,7 @@ def test_feeding(benchmark: Any, impl: ModuleType, feeding: str, size: str) -> N
     pieces = [data] if feeding == "one-chunk" else [data[i : i + 1] for i in range(len(data))]
     expected = len(corpus.exchanges)
 
-    run = _feeder(impl.ReplyParser, pieces)  # the same runner as ``fastreply bench``'s
+    run = feeder(impl.ReplyParser, pieces)  # the same runner as ``fastreply bench``'s
     benchmark.group = f"feeding {impl.__name__.rsplit('.', 1)[-1]}"
     benchmark.extra_info.update(bytes=len(data), replies=expected)
     assert benchmark(run) == expected

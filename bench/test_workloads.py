@@ -13,13 +13,13 @@ from typing import Any
 
 import pytest
 
-from fastreply import bench
-from fastreply.corpus import Corpus
+from fastreply._bench import engine
+from fastreply._bench.corpus import Corpus
 
 
 def measure(benchmark: Any, corpus: Corpus, key: str, parser: Any = None) -> None:
     try:
-        prepared = bench.prepare(key, corpus, bench.DEFAULT_CHUNK, parser)
+        prepared = engine.prepare(key, corpus, engine.DEFAULT_CHUNK, parser)
     except LookupError as exc:
         pytest.skip(str(exc))
     # The check pass: same codes as the corpus, nothing lost or merged.
@@ -43,7 +43,7 @@ def test_feed_codes(benchmark: Any, impl: ModuleType, corpus: Corpus) -> None:
 
 def test_feed_validated(benchmark: Any, impl: ModuleType, corpus: Corpus) -> None:
     """``feed()`` and every reply checked against ``tables.MODERN`` for the
-    command it answers (skipped while ``fastreply.tables`` does not exist)."""
+    command it answers."""
     measure(benchmark, corpus, "validated", impl.ReplyParser)
 
 
@@ -58,5 +58,5 @@ def test_aiosmtplib(benchmark: Any, corpus: Corpus) -> None:
 
 
 def test_smtplib_dropin(benchmark: Any, corpus: Corpus) -> None:
-    """``fastreply.smtplib.SMTP.getreply()`` (skipped while it does not exist)."""
+    """``fastreply.smtplib.SMTP.getreply()``."""
     measure(benchmark, corpus, "dropin")

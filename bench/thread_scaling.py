@@ -6,7 +6,7 @@ and for classify().
     python bench/thread_scaling.py --threads 1,2,4 --json scaling.json
 
 Each thread has its own parser (one per connection, as the docs say) and
-parses the same corpus (``fastreply.corpus``, ``mix`` by default) in 64 KiB
+parses the same corpus (``fastreply._bench.corpus``, ``mix`` by default) in 64 KiB
 reads, over and over, through one public path:
 
 ``feed``      ``ReplyParser.feed()``, a list of ``Reply`` objects a read
@@ -14,12 +14,16 @@ reads, over and over, through one public path:
 ``checked``   ``ReplyParser.feed_checked()`` against ``tables.MODERN`` (shared
               by all threads) and a command log (one a thread)
 ``classify``  ``Classifier.classify()`` of each reply of the corpus (the first
-              5,000) and the command it answers, with one classifier (the
-              shipped rules) shared by all threads, as ``fastreply.classify``
-              shares its default one; each thread has its own ``Reply``
-              objects, parsed beforehand (:func:`classify_runners`)
+              5,000) and the command it answers, each thread with its own
+              classifier (the shipped rules) and its own ``Reply`` objects,
+              both made in that thread before it is timed
+              (:func:`classify_runners`)
+``classify-shared``  the same with one classifier shared by all threads, as
+              ``fastreply.classify`` shares its default one (on a
+              free-threaded build every call then counts references to the
+              same objects from every thread: docs/threading.md)
 
-The parse runners are those of ``fastreply bench`` (``fastreply.bench.prepare``).
+The parse runners are those of ``fastreply bench`` (``fastreply._bench.engine.prepare``).
 A measurement starts N threads at a barrier, lets them parse for
 ``--seconds`` and counts the replies each parsed in the passes it finished
 (a thread's rate is its replies over the time its finished passes took).
@@ -50,46 +54,66 @@ import threading
 import time
 from typing import Any, NamedTuple
 
-from fastreply import bench
+from fastreply._bench import engine
 from fastreply._parser import ReplyParserC, ReplyParserPy
-from fastreply.corpus import WORKLOADS, generate
+from fastreply._bench.corpus import WORKLOADS, generate
 
 PATHS = {"feed": "compiled", "codes": "codes", "checked": "validated",  # path -> bench key
-         "classify": None}  # (classify_runners)
+         "classify": None, "classify-shared": None}  # (classify_runners)
 PARSERS = {"compiled": ReplyParserC, "python": ReplyParserPy}
 CLASSIFY_MATCHERS = {"compiled": "fastreply._classify_c", "python": "fastreply._classify_py"}
 CLASSIFY_REPLIES = 5000
 
 
-def classify_runners(impl: str, exchanges: Any, threads: int) -> list[Any]:
-    """One runner a thread for the ``classify`` path: each classifies its own
+def classify_runners(impl: str, exchanges: Any, threads: int, shared: bool) -> list[Any]:
+    """One runner a thread for the ``classify`` paths: each classifies its own
     ``Reply`` objects (the corpus's first CLASSIFY_REPLIES replies, parsed by
-    ``impl``'s parser) and the command each answers, with one classifier
-    on ``impl``'s matcher shared by every thread; a run returns the count."""
+    ``impl``'s parser) and the command each answers, with a classifier on
+    ``impl``'s matcher: its own, or one shared by every thread (``shared``);
+    a run returns the count."""
     import importlib
 
     from fastreply.classification import Classifier
     from fastreply.commands import Command
 
-    shared = Classifier(matcher=importlib.import_module(CLASSIFY_MATCHERS[impl]).Matcher)
+    matcher = importlib.import_module(CLASSIFY_MATCHERS[impl]).Matcher
+    common = Classifier(matcher=matcher)
     chosen = list(exchanges)[:CLASSIFY_REPLIES]
     commands = [Command[e.command] if e.command in Command.__members__ else Command.UNKNOWN
                 for e in chosen]
     wire = b"".join(e.reply for e in chosen)
 
     def runner() -> Any:
-        replies = PARSERS[impl]().feed(wire)  # this thread's own
-        pairs = list(zip(replies, commands))
-        classify = shared.classify
+        # Made in the thread that runs it (measure() calls in_thread() there):
+        # on a free-threaded build, objects a thread makes are its own (its
+        # reference counts need no atomic operations, and no cache line is
+        # shared with another thread's objects).
+        def in_thread() -> Any:
+            pairs = list(zip(PARSERS[impl]().feed(wire), commands))
+            classify = (common if shared else Classifier(matcher=matcher)).classify
 
-        def run() -> int:
-            for reply, command in pairs:
-                classify(reply, command)
-            return len(pairs)
+            def run() -> int:
+                for reply, command in pairs:
+                    classify(reply, command)
+                return len(pairs)
 
-        return run
+            return run
 
-    return [runner() for _ in range(threads)]
+        return in_thread
+
+    return [_InThread(runner()) for _ in range(threads)]
+
+
+class _InThread:
+    """A runner whose set-up runs in the measuring thread itself."""
+
+    def __init__(self, setup: Any) -> None:
+        self.in_thread = setup
+
+
+def _ready(run: Any) -> Any:
+    """The runner itself, or the one an _InThread sets up in this thread."""
+    return run.in_thread() if isinstance(run, _InThread) else run
 
 
 class Sample(NamedTuple):
@@ -119,7 +143,7 @@ def measure(runs: list[Any], threads: int, seconds: float) -> Sample:
     done = [(0, 0.0, 0.0)] * threads  # (replies, wall seconds, CPU seconds)
 
     def worker(index: int) -> None:
-        run = runs[index]
+        run = _ready(runs[index])
         replies = 0
         barrier.wait()
         start = end = time.perf_counter()
@@ -187,9 +211,10 @@ def main() -> int:
     # A runner a thread: each has its own command log, as each connection
     # would (the table is shared).
     runners = {
-        (impl, path): classify_runners(impl, corpus.exchanges, max(counts))
-        if path == "classify" else [
-            bench.prepare(PATHS[path], corpus, bench.DEFAULT_CHUNK, PARSERS[impl]).run
+        (impl, path): classify_runners(impl, corpus.exchanges, max(counts),
+                                       shared=path == "classify-shared")
+        if path.startswith("classify") else [
+            engine.prepare(PATHS[path], corpus, engine.DEFAULT_CHUNK, PARSERS[impl]).run
             for _ in range(max(counts))
         ]
         for impl in impls
@@ -198,14 +223,14 @@ def main() -> int:
     # rounds[key]: one {threads: Sample} per round
     rounds: dict[tuple[str, str], list[dict[int, Sample]]] = {key: [] for key in runners}
     for runs in runners.values():
-        runs[0]()  # warm up (and a first check that it runs)
+        _ready(runs[0])()  # warm up (and a first check that it runs)
     for round_ in range(args.rounds):
         for key, runs in runners.items():
             rounds[key].append({n: measure(runs, n, args.seconds) for n in counts})
         print(f"  round {round_ + 1}/{args.rounds} done", file=sys.stderr, flush=True)
 
     base = counts[0]
-    header = f"{'path':8} {'impl':9}" + "".join(f"{f'{n} thr replies/s':>17}" for n in counts)
+    header = f"{'path':15} {'impl':9}" + "".join(f"{f'{n} thr replies/s':>17}" for n in counts)
     for n in counts[1:]:
         header += f"  {f'work {n}/{base} (spread)':>22}  {f'per CPU-s {n}/{base}':>15}"
     header += "  others (cores)  rounds"
@@ -226,7 +251,7 @@ def main() -> int:
             "kept": len(kept),
         }
         results.append(entry)
-        row = f"{path:8} {impl:9}"
+        row = f"{path:15} {impl:9}"
         if not kept:
             print(f"{row}  no round with other processes below {args.max_others} cores")
             failed = failed or args.min_ratio is not None

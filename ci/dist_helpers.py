@@ -36,6 +36,8 @@ SDIST_REQUIRED = [
     "src/fastreply/_parser_c.pyx",
     "src/fastreply/_parser_c.pyi",
     "src/fastreply/_parser_py.py",
+    "src/fastreply/_parser.h",
+    "src/fastreply/_common.py",
     "src/fastreply/_classify_c.pyx",
     "src/fastreply/_classify_c.pyi",
     "src/fastreply/_classify.h",

@@ -28,7 +28,7 @@
 # installed from this tree with the compiled module required):
 #   1. importing fastreply must leave the GIL off (sys._is_gil_enabled());
 #   2. the test suite, compiled module required, both implementations;
-#   3. ci/thread_stress.py: one parser shared by several threads;
+#   3. ci/thread_stress.py: parsers, tables and replies shared by several threads;
 #   4. bench/thread_scaling.py: private parsers, 1 and 2 threads side by side,
 #      every parse path; the ratios are printed, not asserted (the machine's
 #      other load decides them too).

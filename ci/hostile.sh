@@ -50,7 +50,7 @@ if [ "$FULL" = 1 ]; then
     banner "ASan+UBSan (full suite)"
     bash ci/sanitize.sh
     banner "threading contract, both implementations"
-    "$FASTREPLY_PY" ci/threads_stress.py
+    "$FASTREPLY_PY" ci/thread_stress.py --seconds 3
     banner "valgrind memcheck (full suite)"
     bash ci/valgrind.sh
     banner "hostile streams, 256 MB each"
@@ -65,7 +65,7 @@ else
     banner "ASan+UBSan (quick)"
     bash ci/sanitize.sh --quick
     banner "threading contract, both implementations (quick)"
-    "$FASTREPLY_PY" ci/threads_stress.py --quick
+    "$FASTREPLY_PY" ci/thread_stress.py --quick
     banner "valgrind memcheck (quick)"
     bash ci/valgrind.sh --quick
     banner "hostile streams, 32 MB each"

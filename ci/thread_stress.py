@@ -1,37 +1,48 @@
-"""Stress the threading contract of the parsers: what may be shared, shared.
+"""Stress the threading contract of both parser implementations: what may
+be shared, shared.
 
-    python ci/thread_stress.py [--impl cython|python|both] [--seconds S] [--threads N]
+    python ci/thread_stress.py [--impl cython|python|both] [--seconds S | --quick]
+                               [--threads N] [--seed N] [--exact IMPLS]
 
-Meant for free-threaded CPython (ci/freethreaded.sh runs it there), where
-threads really run at once; on a GIL build it runs too, with less overlap.
-For each implementation, one ``ReplyParser`` is shared by all threads, in
-two phases of ``--seconds`` each:
+The contract (docs/threading.md): every method of a ``ReplyParser`` runs
+whole (a critical section in the compiled parser, a lock in the pure-Python
+one), so a parser shared by threads never breaks; tables and replies are
+immutable and may be shared freely.  Meant for free-threaded CPython
+(ci/freethreaded.sh runs it there), where threads really run at once; on a
+GIL build it runs too (ci/hostile.sh), with a thread switch as often as the
+interpreter allows.  For each implementation, phases of ``--seconds`` each:
 
 whole
-    Every thread feeds chunks that are whole replies (a random run of the
-    corpus's replies), through ``feed()``, ``feed_codes()`` or
-    ``feed_checked()`` at random, on the shared parser, with one table and
-    one command log (``bytes``) shared by all.  A call that runs as one step finds the
+    One ``ReplyParser`` shared by every thread, which feeds chunks that are
+    whole replies (a random run of a corpus's replies), through ``feed()``,
+    ``feed_codes()`` or ``feed_checked()`` at random, with one table and
+    command logs of every kind (``bytes`` shared, ``bytearray``, ``list``,
+    ``deque`` a thread's own).  A call that runs as one step finds the
     parser empty and leaves it empty, so its result must be exactly the
     replies of its own chunk (and the unexpected positions
-    ``ReplyTable.unexpected()`` gives).  The replies are published to a pool
-    that other threads read (``lines``, ``text``, hash, equality) while
-    their lines are being split for the first time.
+    ``ReplyTable.unexpected()`` gives), and at the end ``offset`` counts
+    every byte fed.  The replies are published to a pool that other threads
+    read (``lines``, ``text``, hash, equality) while their lines are being
+    split for the first time.
 mixed
-    The same parser (small limits), fed by every thread at once with random
+    One parser (small limits) fed by every thread at once with random
     slices of the stream, junk lines, overlong lines, empty chunks, and
     ``reset()``, ``close()``, ``buffered`` and ``offset`` in between.  What
     comes out is unpredictable, but it must be well formed: each reply
     parses again, alone, to an equal reply; each code is a valid one;
     ``buffered`` stays within the limits.
+counters
+    One thread feeds a reply in pieces, the others read ``offset`` (never
+    going back) and ``buffered`` (never more than the pieces held).
+shared tables
+    One command x code engine (``CodeMasks``) and one list of replies for
+    every thread: ``allows``, ``check_all``, ``unexpected``, ``lines`` and
+    ``text`` give the same answers everywhere.
 
-The contract checked in both phases: a call returns a correct (whole) or a
-well-formed (mixed) result, or raises a ``fastreply.ReplyError`` (the
-parser then stays stopped until ``reset()``).  Any other exception, a
-thread that hangs, or a wrong result is a failure; the first few are
-printed with their tracebacks and the exit status is 1.
+The pure-Python parser runs every phase a second time with a thread switch
+at every line of its module (a trace function).
 
-Then, for each implementation, a third phase on the classifier
+Then, for each implementation, a last phase on the classifier
 (:func:`classify_phase`, self-contained: it shares nothing with the parser
 phases above):
 
@@ -47,10 +58,14 @@ classify
     ``extend()``s the shared classifier, which must not change it, and
     checks the new one.
 
-``--exact IMPLS`` (default ``cython``) names the implementations whose
-calls are atomic by design (the compiled parser holds a per-object lock
-for each call on free-threaded builds): for them a ``ReplyError`` in the
-whole phase is a failure too.
+A call returns a correct (whole) or a well-formed (mixed) result, or raises
+a ``fastreply.ReplyError`` (the parser then stays stopped until
+``reset()``).  Any other exception, a thread that hangs, or a wrong result
+is a failure; the first few are printed with their tracebacks and the exit
+status is 1.  ``--exact IMPLS`` (default ``cython,python``) names the
+implementations whose calls are atomic by design: for them a
+``ReplyError`` in the whole phase is a failure too.  ``--quick`` (the short
+form of ci/hostile.sh) is one second a phase.
 """
 
 from __future__ import annotations
@@ -63,12 +78,13 @@ import sysconfig
 import threading
 import time
 import traceback
+from collections import deque
 from types import ModuleType
 from typing import Any, Callable
 
 import fastreply
 from fastreply import tables
-from fastreply.corpus import generate
+from fastreply._bench.corpus import generate
 from fastreply.errors import ReplyError
 
 MODULES = {"cython": "fastreply._parser_c", "python": "fastreply._parser_py"}
@@ -86,16 +102,18 @@ class Shared:
         self.failures: list[str] = []
         self.calls = 0
         self.errors = 0  # ReplyErrors (allowed)
+        self.fed = 0  # bytes fed (the whole phase: what the parser's offset must count)
         self.pool: list[tuple[Any, int, tuple[bytes, ...]]] = []  # (reply, code, lines)
 
     def fail(self, what: str) -> None:
         with self.lock:
             self.failures.append(what)
 
-    def count(self, calls: int, errors: int) -> None:
+    def count(self, calls: int, errors: int, fed: int = 0) -> None:
         with self.lock:
             self.calls += calls
             self.errors += errors
+            self.fed += fed
 
 
 def corpus_replies(size: int) -> tuple[list[bytes], list[int], list[tuple[bytes, ...]], list[int]]:
@@ -120,10 +138,13 @@ def corpus_replies(size: int) -> tuple[list[bytes], list[int], list[tuple[bytes,
 
 def whole_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
     wires, codes, lines, commands, log, table = data
-    own_log = bytearray(log)
+    # The shared log is bytes; the others are this thread's own (CPython
+    # 3.13t's bytearray is not safe to share: its count of exported buffers
+    # can lose updates), of every kind feed_checked() takes.
+    logs = (log, bytearray(log), list(log), deque(log))
     rng = random.Random(shared.seed * 1000 + index)
     module = shared.module
-    calls = errors = 0
+    calls = errors = fed = 0
     while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
         first = rng.randrange(len(wires))
         count = rng.randint(1, 40)
@@ -131,6 +152,7 @@ def whole_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
         chunk = b"".join(wires[first:stop])
         how = rng.choice(("feed", "codes", "checked", "bytearray", "memoryview"))
         calls += 1
+        fed += len(chunk)
         try:
             if how == "codes":
                 got_codes = parser.feed_codes(chunk)
@@ -138,10 +160,7 @@ def whole_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
                     shared.fail(f"feed_codes() of replies {first}:{stop}: {got_codes!r}")
                 continue
             if how == "checked":
-                # The shared log is bytes; a bytearray one is a thread's own
-                # (CPython 3.13t's bytearray is not safe to share: its count
-                # of exported buffers can lose updates).
-                replies, bad = parser.feed_checked(chunk, table, rng.choice((log, own_log)), first)
+                replies, bad = parser.feed_checked(chunk, table, rng.choice(logs), first)
                 want_bad = table.unexpected(log, codes[first:stop], first)
                 if bad != want_bad:
                     shared.fail(f"feed_checked() of replies {first}:{stop}: {bad} != {want_bad}")
@@ -171,7 +190,7 @@ def whole_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
                 shared.fail(f"a shared reply reads {reply!r}, not {code} {text!r}")
             if reply != module.Reply(code, text) or hash(reply) != hash(module.Reply(code, text)):
                 shared.fail(f"a shared reply compares or hashes wrongly: {reply!r}")
-    shared.count(calls, errors)
+    shared.count(calls, errors, fed)
 
 
 JUNK = (
@@ -223,8 +242,10 @@ def mixed_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
                     continue
                 if op < 0.65:
                     out, bad = parser.feed_checked(piece, table, log, rng.randrange(len(log) + 5))
-                    if any(type(i) is not int or not 0 <= i < len(out) for i in bad) or bad != sorted(set(bad)):
-                        shared.fail(f"feed_checked() returned the positions {bad!r} for {len(out)} replies")
+                    if (any(type(i) is not int or not 0 <= i < len(out) for i in bad)
+                            or bad != sorted(set(bad))):
+                        shared.fail(f"feed_checked() returned the positions {bad!r} "
+                                    f"for {len(out)} replies")
                 else:
                     out = parser.feed(piece)
             except ReplyError:
@@ -246,6 +267,74 @@ def mixed_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
     shared.count(calls, errors)
 
 
+def counters_worker(shared: Shared, index: int, parser: Any, data: Any) -> None:
+    """Thread 0 feeds a reply in three pieces, again and again; the others
+    read ``offset`` and ``buffered`` meanwhile: the offset never goes back,
+    what is held never exceeds the longest piece held."""
+    calls = 0
+    if index == 0:
+        while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+            for piece in (b"250-a\r\n", b"250-b\r\n250 ", b"c\r\n"):
+                parser.feed(piece)
+                calls += 1
+    else:
+        last = 0
+        while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+            offset, held = parser.offset, parser.buffered
+            calls += 1
+            if offset < last or not 0 <= held <= 18:
+                shared.fail(f"offset went from {last} to {offset}, {held} bytes held")
+            last = offset
+    shared.count(calls, 0)
+
+
+def shared_tables_worker(shared: Shared, index: int, engine: Any, data: Any) -> None:
+    """One command x code engine and one set of replies for every thread:
+    ``allows``, ``check_all``, ``unexpected``, ``lines`` and ``text`` give
+    the same answers everywhere (the replies' lines split while others read)."""
+    wires, codes, lines, commands, log, table = data
+    module = shared.module
+    chunk = b"".join(wires[:200])
+    want = list(zip(codes[:200], lines[:200]))
+    cmds = list(log[:200])
+    expected = table.unexpected(cmds, codes[:200])
+    calls = 0
+    while time.monotonic() < shared.deadline and len(shared.failures) < MAX_FAILURES:
+        with shared.lock:
+            if not shared.pool or index == 0:
+                shared.pool[:] = [(r, c, t) for r, (c, t) in zip(module.ReplyParser().feed(chunk),
+                                                                 want)]
+            replies = [r for r, _, _ in shared.pool]
+        calls += 1
+        if [(r.code, r.lines) for r in replies] != want:
+            shared.fail("the shared replies' lines differ")
+        if [r.text for r in replies] != [b"\n".join(t) for _, t in want]:
+            shared.fail("the shared replies' text differs")
+        if engine.unexpected(cmds, replies) != expected:
+            shared.fail("unexpected() differs")
+        if engine.check_all(cmds, replies) != [i not in expected for i in range(len(cmds))]:
+            shared.fail("check_all() differs")
+        if engine.allows(cmds[0], replies[0].code) != (0 not in expected):
+            shared.fail("allows() differs")
+    shared.count(calls, 0)
+
+
+def _line_switcher(module_file: str) -> Callable[..., Any]:
+    """A trace function that hands the GIL over at every line of
+    ``module_file`` (the pure-Python parser): races its lock must prevent
+    get their chance even on a GIL build."""
+
+    def each_line(frame: Any, event: str, arg: Any) -> Any:
+        if event == "line":
+            time.sleep(0)
+        return each_line
+
+    def calls(frame: Any, event: str, arg: Any) -> Any:
+        return each_line if frame.f_code.co_filename == module_file else None
+
+    return calls
+
+
 def run_phase(
     name: str,
     module: ModuleType,
@@ -255,10 +344,13 @@ def run_phase(
     threads: int,
     seconds: float,
     seed: int,
+    traced: bool = False,
 ) -> Shared:
     shared = Shared(module, seconds, seed)
 
     def guarded(index: int) -> None:
+        if traced:
+            sys.settrace(_line_switcher(module.__file__ or ""))
         try:
             worker(shared, index, parser, data)
         except BaseException:  # noqa: BLE001 - anything but a ReplyError is a failure
@@ -413,46 +505,65 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--impl", choices=("cython", "python", "both"), default="both")
     p.add_argument("--seconds", type=float, default=10.0, help="per phase (default 10)")
+    p.add_argument("--quick", action="store_true", help="one second a phase")
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--exact", default="cython",
+        "--exact", default="cython,python",
         help="implementations whose calls are atomic: no ReplyError allowed in the whole phase",
     )  # fmt: skip
     args = p.parse_args()
+    seconds = 1.0 if args.quick else args.seconds
     impls = ("cython", "python") if args.impl == "both" else (args.impl,)
     exact = {name for name in args.exact.split(",") if name}
     gil = getattr(sys, "_is_gil_enabled", lambda: True)()
     print(
         f"{sys.version.split()[0]}{'t' if sysconfig.get_config_var('Py_GIL_DISABLED') else ''}, "
         f"GIL {'on' if gil else 'off'}, fastreply {fastreply.__version__}, "
-        f"{args.threads} threads, {args.seconds:g} s a phase"
+        f"{args.threads} threads, {seconds:g} s a phase"
     )
     wires, codes, lines, commands = corpus_replies(60_000)
     log = bytes(commands)
+    table = tables.MODERN
+    data = (wires, codes, lines, commands, log, table)
     status = 0
-    for name in impls:
-        module = importlib.import_module(MODULES[name])
-        table = tables.MODERN
-        data = (wires, codes, lines, commands, log, table)
-        for phase, worker, parser in (
-            ("whole", whole_worker, module.ReplyParser()),
-            ("mixed", mixed_worker, module.ReplyParser(max_line_length=256, max_reply_lines=20)),
-        ):
-            shared = run_phase(phase, module, worker, parser, data, args.threads, args.seconds,
-                               args.seed)  # fmt: skip
-            if phase == "whole" and name in exact and shared.errors:
-                shared.fail(f"{shared.errors} ReplyErrors from whole replies: a call was not atomic")
-            verdict = "ok" if not shared.failures else f"FAILED ({len(shared.failures)})"
-            print(
-                f"{name:6} {phase}: {shared.calls:,} calls, {shared.errors:,} ReplyErrors "
-                f"(allowed), {verdict}"
-            )
-            for failure in shared.failures[:MAX_FAILURES]:
-                print("   ", failure.replace("\n", "\n    "))
-            if shared.failures:
-                status = 1
-    status |= classify_phases(impls, args.threads, args.seconds, args.seed)
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # (a GIL build: switch as often as it can)
+    try:
+        for name in impls:
+            module = importlib.import_module(MODULES[name])
+            engine = module.CodeMasks()
+            engine._set_masks(table.masks)
+            for traced in (False, True) if name == "python" else (False,):
+                phases: list[tuple[str, Callable[..., None], Any]] = [
+                    ("whole", whole_worker, module.ReplyParser()),
+                    ("mixed", mixed_worker,
+                     module.ReplyParser(max_line_length=256, max_reply_lines=20)),
+                    ("counters", counters_worker, module.ReplyParser()),
+                    ("shared tables", shared_tables_worker, engine),
+                ]
+                for phase, worker, shared_object in phases:
+                    shared = run_phase(phase, module, worker, shared_object, data, args.threads,
+                                       seconds, args.seed, traced)  # fmt: skip
+                    if phase == "whole":
+                        if name in exact and shared.errors:
+                            shared.fail(f"{shared.errors} ReplyErrors from whole replies: "
+                                        "a call was not atomic")
+                        parser = shared_object
+                        if not shared.errors and (parser.offset, parser.buffered) != (shared.fed, 0):
+                            shared.fail(f"offset {parser.offset} after {shared.fed} bytes fed, "
+                                        f"{parser.buffered} bytes held")
+                    verdict = "ok" if not shared.failures else f"FAILED ({len(shared.failures)})"
+                    label = f"{phase}{', switch at every line' if traced else ''}"
+                    print(f"{name:6} {label}: {shared.calls:,} calls, {shared.errors:,} "
+                          f"ReplyErrors (allowed), {verdict}")
+                    for failure in shared.failures[:MAX_FAILURES]:
+                        print("   ", failure.replace("\n", "\n    "))
+                    if shared.failures:
+                        status = 1
+    finally:
+        sys.setswitchinterval(saved)
+    status |= classify_phases(impls, args.threads, seconds, args.seed)
     return status
 
 

@@ -126,7 +126,8 @@ if [ "$QUICK" = 1 ]; then
         CLASSIFIER+=("tests/test_classification.py::test_$name")
     done
     SELECT=(tests/test_errors_limits.py tests/test_hostile.py tests/test_regressions.py
-            "${CLASSIFIER[@]}" tests/test_classification_cases.py::test_dev_agreement -k "$KEEP")
+            "${CLASSIFIER[@]}" "tests/test_classification_cases.py::test_development_agreement[cython-cython-dev]"
+            -k "$KEEP")
     step "quick: limits, hostile input, regressions, the parser's fuzz corpus and the classifier's tests (compiled modules) under memcheck"
 else
     SELECT=()

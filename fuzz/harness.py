@@ -107,7 +107,7 @@ class Case:
     @property
     def bound(self) -> int:
         """The most bytes a parser with these limits may hold."""
-        from fastreply._parser_py import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
+        from fastreply._common import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
 
         line = self.options.get("max_line_length", DEFAULT_MAX_LINE_LENGTH)
         lines = self.options.get("max_reply_lines", DEFAULT_MAX_REPLY_LINES)
@@ -223,7 +223,7 @@ def observe(module: ModuleType, case: Case) -> tuple[list[Any], list[Any], Any]:
     """Run ``case`` on ``module``; return (the trace of everything observable,
     the replies in order as (code, raw), the final error as (type, offset, line)
     or None).  Checks the implementation-independent invariants on the way."""
-    errors = module.ReplyError
+    from fastreply.errors import ReplyError as errors
     parser = module.ReplyParser(**case.options)
     feed = parser.feed_codes if case.codes_only else parser.feed
     wrap = CHUNK_TYPES[case.chunk_type]

@@ -37,6 +37,7 @@ and the two parsers give the same trace.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 from types import ModuleType
 from typing import Any
@@ -74,14 +75,17 @@ class _Run:
 
     def __init__(self, module: ModuleType, data: bytes) -> None:
         import fastreply.aio as aio
+        from fastreply.errors import ReplyError
 
         self.aio = aio
+        #: What a caller may get instead of a reply.
+        self.ends = (ReplyError, aio.ConnectionClosed)
         self.module = module
         head = data[:HEADER].ljust(HEADER, b"\0")
         self.ops = data[HEADER:]
         self.reader_mode = bool(head[0] & FLAG_READER)
         self.stream, self.raws = stream_of(head)
-        self.parser = module.ReplyParser(strict=bool(head[0] & FLAG_STRICT))
+        self.make_parser = functools.partial(module.ReplyParser, strict=bool(head[0] & FLAG_STRICT))
         self.fed = 0
         self.taken: list[tuple[int, bytes]] = []  # (caller, raw) in the order taken
         self.dropped: list[bytes] = []
@@ -100,7 +104,7 @@ class _Run:
             except asyncio.CancelledError:
                 self.outcomes[index] = "cancelled"
                 raise
-            except (self.module.ReplyError, self.aio.ConnectionClosed) as exc:
+            except self.ends as exc:
                 stored = getattr(self.queue, "exception", None) if not self.reader_mode else None
                 if stored is not None and exc is stored:
                     raise Divergence("a caller got the stored error itself, not a copy")
@@ -146,9 +150,11 @@ class _Run:
         aio = self.aio
         if self.reader_mode:
             self.sreader = asyncio.StreamReader()
-            self.rreader = aio.ReplyReader(self.sreader, self.parser, read_size=37)
+            self.rreader = aio.ReplyReader(self.sreader, self.make_parser, read_size=37)
+            self.parser = self.rreader.parser
         else:
-            self.queue = aio.ReplyQueue(self.parser)
+            self.queue = aio.ReplyQueue(self.make_parser)
+            self.parser = self.queue.parser
         for byte in self.ops[:300]:
             op, arg = byte & 7, byte >> 3
             if op == 0:
@@ -206,7 +212,7 @@ class _Run:
             while True:
                 try:
                     reply = await self.rreader.read_reply()
-                except (self.module.ReplyError, self.aio.ConnectionClosed):
+                except self.ends:
                     break
                 self.taken.append((-2, reply.raw))
 
@@ -215,7 +221,7 @@ class _Run:
             reply = self.queue.get_nowait()
         except asyncio.QueueEmpty:
             return
-        except (self.module.ReplyError, self.aio.ConnectionClosed):
+        except self.ends:
             return
         self.taken.append((-1, reply.raw))
 

@@ -252,6 +252,8 @@ def _engine(module: ModuleType, masks: list[int]) -> Any:
 def observe(module: ModuleType, case: Case) -> list[Any]:
     """Run ``case`` on ``module``: one entry per call, the replies (code, raw)
     and positions, or the exception (type, message)."""
+    from fastreply.errors import ReplyError
+
     name, build, honest = KINDS[case.kind]
     log = build(list(case.items))
     # What an honest log holds, as the parsers must read it (True in an array is 1).
@@ -264,7 +266,7 @@ def observe(module: ModuleType, case: Case) -> list[Any]:
         start = case.start if case.fixed_start else case.start + received
         try:
             replies, bad = parser.feed_checked(chunk, table, log, start)
-        except module.ReplyError as exc:
+        except ReplyError as exc:
             trace.append(("error", type(exc).__name__, str(exc),
                           [(r.code, r.raw) for r in exc.replies]))
             return trace

@@ -8,7 +8,7 @@ them, or the rules.
     python fuzz/make_seeds.py [--check]
 
 Each seed is an input in the format of ``harness.py`` (a header with the
-options and chunking, then a reply stream): the wire rules of DESIGN.md,
+options and chunking, then a reply stream): the wire rules (docs/wire-rules.md),
 valid and invalid, at and around the limits, in several chunkings and
 buffer types, plus a slice of the generated ``mix`` workload and the sample
 session.  ``--check`` fails if the folder is not what this script writes.
@@ -121,7 +121,7 @@ def seeds() -> dict[str, bytes]:
         out["sample-session"] = encode(data)
         out["sample-session-split"] = encode(data, chunking=11, spread=40, chunk_type=2)
     try:
-        from fastreply.corpus import generate
+        from fastreply._bench.corpus import generate
     except ImportError:
         pass
     else:

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, NamedTuple
 
 from fastreply import Reply, ReplyParser
+from fastreply._parser import ParserFactory
 from fastreply.commands import Command
 from fastreply.tables import MODERN, ReplyTable
 from fastreply.tracker import ReplyTracker, TrackedReply
@@ -310,7 +311,7 @@ def run_aio_session(
     port: int,
     script: list[tuple[bytes, int]],
     *,
-    parser: ReplyParser | None = None,
+    parser: ParserFactory | None = None,
     timeout: float = 10.0,
 ) -> list[Reply]:
     """Replay ``script`` (see :func:`client_script`) over asyncio streams,

@@ -10,6 +10,7 @@ with both parser implementations.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import ssl
 import sys
@@ -83,12 +84,11 @@ def stream_reader(*chunks: bytes, eof: bool = True) -> asyncio.StreamReader:
 def test_read_reply_keeps_read_ahead(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(SESSION)
-        parser = impl.ReplyParser()
-        first = await aio.read_reply(reader, parser)
+        first = await aio.read_reply(reader, impl.ReplyParser)
         assert first == impl.Reply(220, (b"mx.example.org ESMTP",))
         # One read took the whole burst: the rest waits, parsed, for the next calls.
-        replies = aio.reply_reader(reader)
-        assert replies.pending == 6 and replies.parser is parser
+        replies = aio.ReplyReader(reader)
+        assert replies.pending == 6 and type(replies.parser) is impl.ReplyParser
         rest = [await aio.read_reply(reader) for _ in range(6)]
         assert [first, *rest] == parse_all(impl, SESSION)
         with pytest.raises(aio.ConnectionClosed):
@@ -101,7 +101,7 @@ def test_read_reply_in_any_chunking(impl: ModuleType) -> None:
     async def main() -> None:
         for size in (1, 2, 7, 64):
             reader = asyncio.StreamReader()
-            replies = aio.ReplyReader(reader, impl.ReplyParser(), read_size=5)
+            replies = aio.ReplyReader(reader, impl.ReplyParser, read_size=5)
 
             async def produce() -> None:
                 for i in range(0, len(SESSION), size):
@@ -120,18 +120,17 @@ def test_read_reply_in_any_chunking(impl: ModuleType) -> None:
 def test_one_state_per_stream_reader(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(b"250 a\r\n250 b\r\n250 c\r\n")
-        one = aio.ReplyReader(reader, impl.ReplyParser())
+        one = aio.ReplyReader(reader, impl.ReplyParser)
         assert (await one.read_reply()).lines == (b"a",)
         two = aio.ReplyReader(reader)  # the same state: b and c were read ahead
         assert two.parser is one.parser and two.pending == 2
+        assert aio.ReplyReader(reader, impl.ReplyParser).parser is one.parser  # named again
         assert (await aio.read_reply(reader)).lines == (b"b",)
         assert (await two.read_reply()).lines == (b"c",)
         with pytest.raises(ValueError, match="split the stream"):
-            aio.ReplyReader(reader, impl.ReplyParser())
-        with pytest.raises(ValueError, match="split the stream"):
-            aio.ReplyReader(reader, strict=True)
+            aio.ReplyReader(reader, functools.partial(impl.ReplyParser, strict=True))
         with pytest.raises(TypeError):
-            aio.ReplyReader(asyncio.StreamReader(), impl.ReplyParser(), strict=True)
+            aio.ReplyReader(asyncio.StreamReader(), strict=True)  # type: ignore[call-arg]
 
     run(main())
 
@@ -140,6 +139,7 @@ def test_state_lives_as_long_as_the_reader() -> None:
     async def main() -> None:
         reader = stream_reader(b"250 a\r\n250 b\r\n")
         await aio.read_reply(reader)
+        # (the module's registry of states: what this test pins down)
         state = weakref.ref(aio._states[reader])
         reader_ref = weakref.ref(reader)
         del reader
@@ -152,7 +152,8 @@ def test_state_lives_as_long_as_the_reader() -> None:
 def test_parser_options_and_limits(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(b"250 ok\r\n250 " + b"x" * 100 + b"\r\n")
-        replies = aio.ReplyReader(reader, max_line_length=64)
+        replies = aio.ReplyReader(reader, functools.partial(fastreply.ReplyParser,
+                                                            max_line_length=64))
         assert type(replies.parser) is fastreply.ReplyParser
         assert (await replies.read_reply()).code == 250
         with pytest.raises(LineTooLong) as info:
@@ -160,7 +161,8 @@ def test_parser_options_and_limits(impl: ModuleType) -> None:
         assert info.value.offset == 8
         reader = stream_reader(b"250-x\r\n" * 5 + b"250 y\r\n")
         with pytest.raises(TooManyLines):
-            await aio.ReplyReader(reader, impl.ReplyParser(max_reply_lines=3)).read_reply()
+            await aio.ReplyReader(reader, functools.partial(impl.ReplyParser,
+                                                            max_reply_lines=3)).read_reply()
 
     run(main())
 
@@ -168,7 +170,7 @@ def test_parser_options_and_limits(impl: ModuleType) -> None:
 def test_malformed_stream(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(b"220 hi\r\n250 ok\r\nHTTP/1.1 400 Bad Request\r\n250 after\r\n")
-        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        replies = aio.ReplyReader(reader, impl.ReplyParser)
         assert [(await replies.read_reply()).code for _ in range(2)] == [220, 250]
         with pytest.raises(MalformedReply) as first:
             await replies.read_reply()
@@ -178,7 +180,7 @@ def test_malformed_stream(impl: ModuleType) -> None:
         assert same_error(again.value, first.value)
         # discard() (for STARTTLS) clears it, and the reader's own buffer.
         reader = stream_reader(b"220 a\r\n250 b\r\n", eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser(), read_size=8)
+        replies = aio.ReplyReader(reader, impl.ReplyParser, read_size=8)
         assert (await replies.read_reply()).code == 220
         reader.feed_data(b"bad\r\n")
         assert replies.discard() == len(b"250 b\r\nbad\r\n")
@@ -190,14 +192,14 @@ def test_malformed_stream(impl: ModuleType) -> None:
 
 def test_end_of_stream(impl: ModuleType) -> None:
     async def main() -> None:
-        replies = aio.ReplyReader(stream_reader(b"250 ok\r\n"), impl.ReplyParser())
+        replies = aio.ReplyReader(stream_reader(b"250 ok\r\n"), impl.ReplyParser)
         await replies.read_reply()
         with pytest.raises(aio.ConnectionClosed) as clean:
             await replies.read_reply()
         assert isinstance(clean.value, ConnectionError)
         assert not isinstance(clean.value, ReplyError)
 
-        replies = aio.ReplyReader(stream_reader(b"250 ok\r\n250-cut\r\n250 sh"), impl.ReplyParser())
+        replies = aio.ReplyReader(stream_reader(b"250 ok\r\n250-cut\r\n250 sh"), impl.ReplyParser)
         await replies.read_reply()
         with pytest.raises(aio.ClosedMidReply) as cut:
             await replies.read_reply()
@@ -216,7 +218,7 @@ def test_end_of_stream(impl: ModuleType) -> None:
 def test_stream_reader_exception_propagates(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(b"250-a\r\n", eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        replies = aio.ReplyReader(reader, impl.ReplyParser)
         task = asyncio.create_task(replies.read_reply())
         await asyncio.sleep(0)
         reader.set_exception(ConnectionResetError(104, "reset"))
@@ -229,7 +231,7 @@ def test_stream_reader_exception_propagates(impl: ModuleType) -> None:
 def test_reader_cancellation_loses_nothing(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        replies = aio.ReplyReader(reader, impl.ReplyParser)
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(replies.read_reply(), 0.01)
         reader.feed_data(b"250-par")
@@ -248,7 +250,7 @@ def test_reader_cancellation_loses_nothing(impl: ModuleType) -> None:
 def test_concurrent_reader_calls_are_served_in_order(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        replies = aio.ReplyReader(reader, impl.ReplyParser)
         tasks = [asyncio.create_task(replies.read_reply()) for _ in range(5)]
         await asyncio.sleep(0)
         tasks[1].cancel()
@@ -267,7 +269,7 @@ def test_read_ahead_does_not_jump_the_queue(impl: ModuleType) -> None:
     # before it (one of them was woken and has not run yet).
     async def main() -> None:
         reader = stream_reader(eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        replies = aio.ReplyReader(reader, impl.ReplyParser)
         first = asyncio.create_task(replies.read_reply())
         second = asyncio.create_task(replies.read_reply())
         await asyncio.sleep(0)
@@ -317,7 +319,7 @@ class FakeTransport(asyncio.Transport):
 
 
 def connected(impl: ModuleType, **options: Any) -> tuple[aio.ReplyProtocol, FakeTransport]:
-    proto = aio.ReplyProtocol(impl.ReplyParser(**options))
+    proto = aio.ReplyProtocol(functools.partial(impl.ReplyParser, **options))
     transport = FakeTransport()
     proto.connection_made(transport)
     return proto, transport
@@ -468,7 +470,7 @@ def test_connection_lost_mid_reply(impl: ModuleType) -> None:
 
 def test_flow_control(impl: ModuleType) -> None:
     async def main() -> None:
-        proto = aio.ReplyProtocol(impl.ReplyParser(), max_pending=4)
+        proto = aio.ReplyProtocol(impl.ReplyParser, max_pending=4)
         transport = FakeTransport()
         proto.connection_made(transport)
         proto.data_received(b"250 x\r\n" * 3)
@@ -488,7 +490,7 @@ def test_flow_control(impl: ModuleType) -> None:
 
 def test_get_nowait_and_discard(impl: ModuleType) -> None:
     async def main() -> None:
-        queue = aio.ReplyQueue(impl.ReplyParser())
+        queue = aio.ReplyQueue(impl.ReplyParser)
         with pytest.raises(asyncio.QueueEmpty):
             queue.get_nowait()
         queue.feed_data(b"250 a\r\n250 b\r\n250-c")
@@ -569,7 +571,7 @@ def test_queue_matches_parser(impl: ModuleType, parts: list[bytes], cuts: list[i
         error = exc
 
     async def main() -> None:
-        queue = aio.ReplyQueue(impl.ReplyParser(**options))
+        queue = aio.ReplyQueue(functools.partial(impl.ReplyParser, **options))
         early = [asyncio.create_task(queue.next_reply()) for _ in range(waiters)]
         await asyncio.sleep(0)
         bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
@@ -668,17 +670,16 @@ def test_stream_session_with_a_real_server(impl: ModuleType) -> None:
         async with server:
             reader, writer = await asyncio.open_connection(HOST, port)
             try:
-                parser = impl.ReplyParser()
-                assert (await aio.read_reply(reader, parser)).code == 220
+                assert (await aio.read_reply(reader, impl.ReplyParser)).code == 220
                 writer.write(b"EHLO client.example\r\n")
-                ehlo = await aio.read_reply(reader, parser)
+                ehlo = await aio.read_reply(reader, impl.ReplyParser)
                 assert ehlo.lines == (b"mx.example.org", b"PIPELINING", b"SIZE 1000")
                 writer.write(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.net>\r\n"
                              b"RCPT TO:<c@example.net>\r\nDATA\r\n")
-                replies = await aio.reply_reader(reader).read_replies(4)
+                replies = await aio.ReplyReader(reader).read_replies(4)
                 assert [r.code for r in replies] == [250, 250, 250, 354]
                 writer.write(b"XYZZY\r\nQUIT\r\n")
-                assert [r.code for r in await aio.reply_reader(reader).read_replies(2)] == [502, 221]
+                assert [r.code for r in await aio.ReplyReader(reader).read_replies(2)] == [502, 221]
                 with pytest.raises(aio.ConnectionClosed):
                     await aio.read_reply(reader)
             finally:
@@ -694,7 +695,7 @@ def test_protocol_session_with_a_real_server(impl: ModuleType) -> None:
         async with server:
             loop = asyncio.get_running_loop()
             transport, proto = await loop.create_connection(
-                lambda: aio.ReplyProtocol(impl.ReplyParser()), HOST, port
+                lambda: aio.ReplyProtocol(impl.ReplyParser), HOST, port
             )
             try:
                 assert (await proto.next_reply()).code == 220
@@ -721,7 +722,7 @@ def test_protocol_server_hangs_up_mid_reply(impl: ModuleType) -> None:
         async with server:
             loop = asyncio.get_running_loop()
             transport, proto = await loop.create_connection(
-                lambda: aio.ReplyProtocol(impl.ReplyParser()), HOST, port
+                lambda: aio.ReplyProtocol(impl.ReplyParser), HOST, port
             )
             try:
                 waiters = [asyncio.create_task(proto.next_reply()) for _ in range(3)]
@@ -760,7 +761,7 @@ def test_protocol_real_starttls_drops_plaintext(impl: ModuleType, certificate: t
     async def main() -> None:
         loop = asyncio.get_running_loop()
         transport, proto = await loop.create_connection(
-            lambda: aio.ReplyProtocol(impl.ReplyParser()), HOST, port
+            lambda: aio.ReplyProtocol(impl.ReplyParser), HOST, port
         )
         try:
             assert (await proto.next_reply()).code == 220
@@ -791,7 +792,7 @@ def test_stream_real_starttls_drops_plaintext(impl: ModuleType, certificate: tup
     async def main() -> None:
         reader, writer = await asyncio.open_connection(HOST, port)
         try:
-            replies = aio.ReplyReader(reader, impl.ReplyParser(), read_size=16)
+            replies = aio.ReplyReader(reader, impl.ReplyParser, read_size=16)
             assert (await replies.read_reply()).code == 220
             writer.write(b"STARTTLS\r\n")
             assert (await replies.read_reply()).code == 220
@@ -835,7 +836,7 @@ def test_a_stored_error_raised_again_does_not_grow(impl: ModuleType) -> None:
         proto.data_received(b"250 ok\r\nnonsense\r\n")
         assert (await proto.next_reply()).code == 250
         queue = proto.replies
-        reader = aio.ReplyReader(stream_reader(b"250 ok\r\n250-cut"), impl.ReplyParser())
+        reader = aio.ReplyReader(stream_reader(b"250 ok\r\n250-cut"), impl.ReplyParser)
         assert (await reader.read_reply()).code == 250
         lengths: dict[str, list[int]] = {"queue": [], "nowait": [], "reader": []}
         for _ in range(500):
@@ -862,7 +863,7 @@ def test_read_replies_takes_its_replies_together(impl: ModuleType) -> None:
     reply, not the second (read_replies was three read_reply() calls)."""
     async def main() -> None:
         reader = stream_reader(eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser())
+        replies = aio.ReplyReader(reader, impl.ReplyParser)
         batch = asyncio.create_task(replies.read_replies(3))
         await asyncio.sleep(0)
         single = asyncio.create_task(replies.read_reply())
@@ -882,7 +883,7 @@ def test_read_replies_takes_its_replies_together(impl: ModuleType) -> None:
 def test_read_replies_cancelled_part_way_loses_nothing(impl: ModuleType) -> None:
     async def main() -> None:
         reader = stream_reader(eof=False)
-        replies = aio.ReplyReader(reader, impl.ReplyParser(), read_size=8)
+        replies = aio.ReplyReader(reader, impl.ReplyParser, read_size=8)
         batch = asyncio.create_task(replies.read_replies(3))
         reader.feed_data(b"250 a\r\n251 b\r\n")  # two of the three
         for _ in range(5):

@@ -114,7 +114,7 @@ def test_many_callers_share_one_pipelined_connection(impl: ModuleType) -> None:
         server = await serve(Rules(), servers=servers)
         port = server.sockets[0].getsockname()[1]
         async with server, client(impl, port, max_pending=5) as smtp:
-            protocol = smtp._protocol
+            protocol = smtp._protocol  # (its transport's writes are what this test counts)
             assert protocol is not None
             writes = 0
             write = protocol.transport.write  # type: ignore[union-attr]

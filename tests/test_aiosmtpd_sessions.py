@@ -36,7 +36,7 @@ TIMEOUT = 10.0
 
 
 def client_class(impl: ModuleType, base: type[smtplib.SMTP]) -> type[smtplib.SMTP]:
-    return type("Client", (base,), {"parser_class": impl.ReplyParser})
+    return type("Client", (base,), {"parser": impl.ReplyParser})
 
 
 class Handler:
@@ -137,7 +137,7 @@ def test_aiosmtpd_session_patched(impl: ModuleType, server: tuple[str, int, Hand
     kind, port, _ = server
     base = smtplib.LMTP if kind == "lmtp" else smtplib.SMTP
     expected = session(base, port)
-    with fsmtplib.patched(parser_class=impl.ReplyParser):
+    with fsmtplib.patched(parser=impl.ReplyParser):
         got = session(base, port)
     assert got == expected
 

@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 import fastreply
-from fastreply import bench, cli
-from fastreply.corpus import WORKLOADS, generate
+from fastreply import cli
+from fastreply._bench import engine, parsers
+from fastreply._bench.corpus import WORKLOADS, generate
 
 TINY = ["--size", "0.004", "--rounds", "2", "--min-time", "0.0005", "--feeding-size", "1500"]
 ENTRY_KEYS = {
@@ -40,7 +41,7 @@ def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
 
 def measured() -> set[str]:
     """What this environment can measure."""
-    return {c.key for c in bench.candidates() if c.prepare is not None}
+    return {c.key for c in engine.candidates() if c.prepare is not None}
 
 
 def test_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -63,7 +64,7 @@ def test_table_and_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
             assert entry["replies_per_s"] > 0 and entry["ns_per_reply"] > 0
         assert section["results"]["smtplib"]["ratio_to_smtplib"] == 1.0
     # Whatever is missing here is named, with the reason, in the JSON and the table.
-    assert set(report["skipped"]) == set(bench.IMPLEMENTATIONS) - keys
+    assert set(report["skipped"]) == set(engine.IMPLEMENTATIONS) - keys
     for key, reason in report["skipped"].items():
         assert reason and f"{report['labels'][key]} not measured: {reason}" in out
     feeding = report["feeding"]["results"]
@@ -134,18 +135,18 @@ def test_disagreement_is_an_error(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An implementation that loses a reply is a bug, not a fast result."""
-    real = bench.candidates
+    real = engine.candidates
 
-    def lossy_feed(corpus: Any, chunk_size: int) -> bench.Prepared:
-        prepared = bench.prepare("fallback", corpus, chunk_size, fastreply.ReplyParser)
-        return bench.Prepared(prepared.run, lambda: prepared.codes()[1:])
+    def lossy_feed(corpus: Any, chunk_size: int) -> engine.Prepared:
+        prepared = engine.prepare("fallback", corpus, chunk_size, fastreply.ReplyParser)
+        return engine.Prepared(prepared.run, lambda: prepared.codes()[1:])
 
-    def with_lossy() -> list[bench.Candidate]:
-        return [bench.Candidate("fallback", "lossy", lossy_feed)] + [
+    def with_lossy() -> list[engine.Candidate]:
+        return [engine.Candidate("fallback", "lossy", lossy_feed)] + [
             c for c in real() if c.key != "fallback"
         ]
 
-    monkeypatch.setattr(bench, "candidates", with_lossy)
+    monkeypatch.setattr(parsers, "candidates", with_lossy)
     status, out, err = run(capsys, *TINY, "--workload", "single", "--implementations", "fallback")
     assert status == 1 and "fallback disagrees with the corpus" in err
 
@@ -154,7 +155,7 @@ def test_smtplib_runner_reads_everything() -> None:
     """The baseline parses the whole stream through smtplib's buffered reader,
     reply for reply, and nothing is left over."""
     corpus = generate("mix", size=5000)
-    prepared = bench.prepare("smtplib", corpus)
+    prepared = engine.prepare("smtplib", corpus)
     assert prepared.codes() == corpus.codes
     assert prepared.run() == len(corpus.exchanges)
 
@@ -176,7 +177,7 @@ def test_bad_outputs_are_refused_before_measuring(
     def must_not_run(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the benchmark ran")
 
-    monkeypatch.setattr(bench, "run_bench", must_not_run)
+    monkeypatch.setattr(parsers, "run_bench", must_not_run)
     status, out, err = run(capsys, *TINY, *[a.format(tmp=tmp_path) for a in argv])
     assert status == 2 and out == ""
     assert message.format(tmp=tmp_path) in err and "Traceback" not in err

@@ -24,9 +24,9 @@ from typing import Any, Iterator
 import pytest
 
 import fastreply.aio  # noqa: F401
-from fastreply import bench, cli
-from fastreply._bench import e2e
-from fastreply.bench import have_matplotlib
+from fastreply import cli
+from fastreply._bench import e2e, parsers
+from fastreply._bench.parsers import have_matplotlib
 from sending_scenarios import start_controller
 
 pytestmark = pytest.mark.server
@@ -180,7 +180,7 @@ def test_e2e_given_server(aiosmtpd_server: tuple[int, CountingHandler], tmp_path
 
 def test_e2e_plot_needs_matplotlib(capsys: pytest.CaptureFixture[str], tmp_path: Path,
                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bench, "have_matplotlib", lambda: False)
+    monkeypatch.setattr(parsers, "have_matplotlib", lambda: False)
     status, out, err = run(capsys, "--plot", str(tmp_path / "x.png"))
     assert status == 2 and "--plot needs matplotlib" in err
 

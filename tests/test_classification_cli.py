@@ -81,18 +81,18 @@ def test_classify_from_stdin() -> None:
 
 
 def test_bench_classify_reports_the_ratio(capsys: pytest.CaptureFixture[str]) -> None:
-    from fastreply import _classify_bench
+    from fastreply._bench import classify as classify_bench
 
-    section = _classify_bench.measure_classification(count=400, rounds=1, min_time=0.001)
+    section = classify_bench.measure_classification(count=400, rounds=1, min_time=0.001)
     results = section["results"]
     assert results["getreply"]["ratio_to_getreply"] == 1.0
     assert {"python", "getreply"} <= set(results)
     for result in results.values():
         assert result["ns_per_reply"] > 0
-    text = _classify_bench.format_classification(section)
+    text = classify_bench.format_classification(section)
     assert "x getreply" in text and "pure Python" in text
-    stream, commands = _classify_bench.make_replies(50, seed=3)
-    assert stream == _classify_bench.make_replies(50, seed=3)[0] and len(commands) == 50
+    stream, commands = classify_bench.make_replies(50, seed=3)
+    assert stream == classify_bench.make_replies(50, seed=3)[0] and len(commands) == 50
     assert len(set(stream.split(b"\r\n"))) > 40  # unique ids
 
 

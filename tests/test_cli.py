@@ -86,6 +86,45 @@ def test_python_dash_m_reads_stdin() -> None:
     assert [json.loads(line)["lines"] for line in proc.stdout.splitlines()] == [["a"], ["b", "c"]]
 
 
+def test_parse_does_not_load_the_benchmark_harness() -> None:
+    """The harness (fastreply._bench) is imported only by ``fastreply bench``."""
+    code = (
+        "import sys\n"
+        "from fastreply import cli\n"
+        f"status = cli.main(['parse', {str(SAMPLE)!r}])\n"
+        "assert status == 0, status\n"
+        "print(sorted(m for m in sys.modules if m.startswith('fastreply')))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 0, proc.stderr
+    loaded = eval(proc.stdout.splitlines()[-1])  # noqa: S307 - our own child's list
+    assert "fastreply.cli" in loaded
+    assert not [name for name in loaded if name.startswith("fastreply._bench")], loaded
+
+
+def test_bench_options_are_the_harness_own(capsys: pytest.CaptureFixture[str]) -> None:
+    """``fastreply bench`` hands everything after it to the harness's parser:
+    its help, and its errors (named ``fastreply bench``)."""
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bench", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: fastreply bench") and "--e2e" in out and "--workload" in out
+    with pytest.raises(SystemExit) as info:
+        cli.main(["bench", "--no-such-option"])
+    assert info.value.code == 2
+    assert "fastreply bench: error: unrecognized arguments: --no-such-option" in (
+        capsys.readouterr().err)
+
+
+def test_other_commands_refuse_unknown_options(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        cli.main(["parse", str(SAMPLE), "--rounds", "3"])
+    assert info.value.code == 2
+    assert "fastreply: error: unrecognized arguments: --rounds 3" in capsys.readouterr().err
+
+
 def test_version(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         cli.main(["--version"])

@@ -10,11 +10,11 @@ from types import ModuleType
 
 import pytest
 
-from fastreply.corpus import WORKLOADS, Corpus, Exchange, generate
+from fastreply._bench.corpus import WORKLOADS, Corpus, Exchange, generate
 
 SMALL = 40_000
 
-# The names of fastreply.commands.Command (DESIGN.md).
+# The names of fastreply.commands.Command, as docs/validation.md lists them.
 COMMAND_NAMES = set(
     "CONNECT HELO EHLO LHLO MAIL RCPT DATA DATA_END BDAT BDAT_LAST RSET VRFY EXPN HELP "
     "NOOP QUIT TURN SEND SOML SAML STARTTLS AUTH ETRN UNKNOWN".split()

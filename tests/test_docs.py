@@ -167,6 +167,7 @@ WITH_DOCTESTS = {
     "fastreply.tracker",
     "fastreply.ehlo",
     "fastreply.enhanced",
+    "fastreply._bench.corpus",
 }
 
 

@@ -8,7 +8,7 @@ from types import ModuleType
 
 import pytest
 
-from conftest import chunkings, run_stream
+from conftest import chunkings, feed_chunks
 from fastreply import errors
 
 
@@ -25,9 +25,9 @@ def test_line_exactly_at_limit_is_accepted(impl: ModuleType, limit: int, end: by
     line = line_of(limit, end=end)
     assert len(line) == limit
     for how, chunks in chunkings(line):
-        replies, exc = run_stream(impl, chunks, max_line_length=limit)
-        assert exc is None, how
-        assert replies[0].raw == line
+        fed = feed_chunks(impl.ReplyParser(max_line_length=limit), chunks)
+        assert fed.error is None, how
+        assert fed.replies[0].raw == line
 
 
 @pytest.mark.parametrize("limit", [8, 64, 100, 8192])
@@ -35,11 +35,11 @@ def test_line_exactly_at_limit_is_accepted(impl: ModuleType, limit: int, end: by
 def test_line_one_past_limit_is_refused(impl: ModuleType, limit: int, end: bytes) -> None:
     stream = b"220 hi\r\n" + line_of(limit + 1, end=end)
     for how, chunks in chunkings(stream):
-        replies, exc = run_stream(impl, chunks, max_line_length=limit)
-        assert isinstance(exc, errors.LineTooLong), how
-        assert exc.offset == 8
-        assert [r.code for r in replies] == [220]
-        assert exc.line == stream[8 : 8 + min(limit, errors.LINE_PREVIEW)]
+        fed = feed_chunks(impl.ReplyParser(max_line_length=limit), chunks)
+        assert isinstance(fed.error, errors.LineTooLong), how
+        assert fed.error.offset == 8
+        assert [r.code for r in fed.replies] == [220]
+        assert fed.error.line == stream[8 : 8 + min(limit, errors.LINE_PREVIEW)]
 
 
 def test_default_line_limit_is_smtplibs(impl: ModuleType) -> None:
@@ -78,20 +78,20 @@ def test_reply_with_exactly_max_lines_is_accepted(impl: ModuleType, limit: int) 
     for how, chunks in chunkings(stream):
         if how == "bytes" and limit > 100:
             continue  # the whole-chunk and random cases cover it; keep the run short
-        replies, exc = run_stream(impl, chunks, max_reply_lines=limit)
-        assert exc is None, how
-        assert len(replies[0].lines) == limit
+        fed = feed_chunks(impl.ReplyParser(max_reply_lines=limit), chunks)
+        assert fed.error is None, how
+        assert len(fed.replies[0].lines) == limit
 
 
 @pytest.mark.parametrize("limit", [1, 2, 5, 1000])
 def test_reply_one_line_past_max_lines_is_refused(impl: ModuleType, limit: int) -> None:
     stream = b"220 hi\r\n" + b"250-x\r\n" * limit + b"250 last\r\n"
-    replies, exc = run_stream(impl, [stream], max_reply_lines=limit)
-    assert isinstance(exc, errors.TooManyLines)
+    fed = feed_chunks(impl.ReplyParser(max_reply_lines=limit), [stream])
+    assert isinstance(fed.error, errors.TooManyLines)
     # The line that asks for one line more than the limit is named.
-    assert exc.offset == 8 + 7 * (limit - 1)
-    assert exc.line == b"250-x\r\n"
-    assert [r.code for r in replies] == [220]
+    assert fed.error.offset == 8 + 7 * (limit - 1)
+    assert fed.error.line == b"250-x\r\n"
+    assert [r.code for r in fed.replies] == [220]
 
 
 def test_endless_continuations_stop_at_the_limit(impl: ModuleType) -> None:
@@ -197,7 +197,7 @@ def test_reset_clears_a_partial_line(impl: ModuleType) -> None:
 
 
 def test_errors_pickle(impl: ModuleType) -> None:
-    _, exc = run_stream(impl, [b"250 a\r\nxx\r\n"])
+    exc = feed_chunks(impl.ReplyParser(), [b"250 a\r\nxx\r\n"]).error
     assert exc is not None
     again = pickle.loads(pickle.dumps(exc))
     assert type(again) is type(exc)
@@ -231,10 +231,10 @@ def test_an_error_keeps_nothing_alive_without_the_gc(impl: ModuleType) -> None:
         base = tracemalloc.get_traced_memory()[0]
         for _ in range(20):
             parser = impl.ReplyParser(max_line_length=100_000)
-            with pytest.raises(impl.LineTooLong):
+            with pytest.raises(errors.LineTooLong):
                 parser.feed(attack)
             parser.reset()
-            with pytest.raises(impl.LineTooLong):
+            with pytest.raises(errors.LineTooLong):
                 parser.feed(attack)
             del parser  # dropped while stopped, without reset()
         held = tracemalloc.get_traced_memory()[0] - base

@@ -13,10 +13,11 @@ from __future__ import annotations
 import gc
 import tracemalloc
 from types import ModuleType
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Iterator
 
 import pytest
 
+from conftest import feed_chunks
 from fastreply import errors
 
 KB = 1024
@@ -30,22 +31,6 @@ def line(length: int, sep: bytes = b"-", fill: bytes = b"x", code: bytes = b"250
 def pieces(data: bytes, size: int) -> Iterator[bytes]:
     for i in range(0, len(data), size):
         yield data[i : i + size]
-
-
-def feed_all(parser: Any, chunks: Iterable[bytes], watch: Callable[[Any], None] | None = None,
-             ) -> tuple[int, int, BaseException | None]:
-    """Feed until the chunks run out or the parser raises; return (bytes fed,
-    replies returned, error)."""
-    fed = count = 0
-    try:
-        for chunk in chunks:
-            fed += len(chunk)
-            count += len(parser.feed(chunk))
-            if watch is not None:
-                watch(parser)
-    except errors.ReplyError as exc:
-        return fed, count + len(exc.replies), exc
-    return fed, count, None
 
 
 class Traced:
@@ -82,11 +67,11 @@ def test_endless_line_is_refused_at_the_line_limit(impl: ModuleType, chunk: int)
 
     assert len(parser.feed(b"220 hi\r\n250 ")) == 1
     endless = iter(lambda: b"x" * chunk, None)  # never ends by itself
-    fed, count, exc = feed_all(parser, endless, watch)
-    assert isinstance(exc, errors.LineTooLong)
-    assert exc.offset == 8
+    run = feed_chunks(parser, endless, close=False, keep=False, watch=watch)
+    assert isinstance(run.error, errors.LineTooLong)
+    assert run.error.offset == 8
     # Refused as soon as the line passed the limit: at most one chunk later.
-    assert fed <= limit + chunk
+    assert run.fed <= limit + chunk
 
 
 @pytest.mark.parametrize("chunk", [1, 5, 333, 64 * KB])
@@ -101,10 +86,10 @@ def test_endless_continuations_hold_less_than_the_bound(impl: ModuleType, chunk:
         assert p.buffered < length * lines
 
     stream = line(length) * (lines * 3)  # continuation lines of the longest length allowed
-    fed, count, exc = feed_all(parser, pieces(stream, chunk), watch)
-    assert isinstance(exc, errors.TooManyLines)
-    assert exc.offset == (lines - 1) * length  # the line that asks for one line more
-    assert count == 0
+    run = feed_chunks(parser, pieces(stream, chunk), close=False, keep=False, watch=watch)
+    assert isinstance(run.error, errors.TooManyLines)
+    assert run.error.offset == (lines - 1) * length  # the line that asks for one line more
+    assert run.count == 0
     assert most >= (lines - 1) * length - chunk
 
 
@@ -145,10 +130,10 @@ def test_runs_without_line_end_are_refused_at_the_line_limit(impl: ModuleType,
                                                              fill: bytes) -> None:
     parser = impl.ReplyParser(max_line_length=1000)
     block = fill * (4096 // len(fill))
-    fed, count, exc = feed_all(parser, (block for _ in range(1000)))
-    assert isinstance(exc, errors.LineTooLong)
-    assert exc.offset == 0 and fed == 4096
-    assert exc.line == block[: errors.LINE_PREVIEW]
+    run = feed_chunks(parser, (block for _ in range(1000)), close=False, keep=False)
+    assert isinstance(run.error, errors.LineTooLong)
+    assert run.error.offset == 0 and run.fed == 4096
+    assert run.error.line == block[: errors.LINE_PREVIEW]
 
 
 @pytest.mark.parametrize("fill", [b"\x00", b"\x80\xff\xfe", b"\r"])
@@ -173,8 +158,8 @@ def test_large_limits_buffer_what_they_allow_and_close_says_so(impl: ModuleType)
     # Limits are the caller's to raise: then an unfinished line is held whole.
     parser = impl.ReplyParser(max_line_length=10**9)
     block = b"y" * (64 * KB)
-    fed, count, exc = feed_all(parser, [b"250 "] + [block] * 40)
-    assert exc is None and parser.buffered == fed
+    run = feed_chunks(parser, [b"250 "] + [block] * 40, close=False, keep=False)
+    assert run.error is None and parser.buffered == run.fed
     with pytest.raises(errors.IncompleteReply) as info:
         parser.close()
     assert info.value.offset == 0 and info.value.truncated
@@ -214,13 +199,11 @@ def test_traced_memory_stays_within_the_limits(impl: ModuleType, name: str) -> N
     chunks, expected = hostile_streams()[name]
     parser = impl.ReplyParser(max_line_length=LIMIT_LINE, max_reply_lines=LIMIT_LINES)
     with Traced() as traced:
-        fed, count, exc = feed_all(parser, chunks)
-        if exc is None:
-            parser.close()
+        run = feed_chunks(parser, chunks, keep=False)
     if expected is None:
-        assert exc is None and fed == sum(map(len, chunks))
+        assert run.error is None and run.fed == sum(map(len, chunks))
     else:
-        assert isinstance(exc, expected), exc
+        assert isinstance(run.error, expected), run.error
     assert traced.peak <= ALLOWED_PEAK, f"{name}: peak {traced.peak} bytes"
 
 

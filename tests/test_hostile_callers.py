@@ -21,6 +21,7 @@ import pytest
 
 from fastreply import _parser_py
 from fastreply.commands import Command
+from fastreply.errors import ReplyError
 from fastreply.tables import MODERN
 
 # -- feed_checked() with logs of every kind ------------------------------------------
@@ -353,7 +354,7 @@ def test_a_parser_shared_by_threads_keeps_its_errors_clean(impl: ModuleType,
             for round_ in range(100):
                 try:
                     parser.feed(pieces[(index + round_) % 4])
-                except impl.ReplyError:
+                except ReplyError:
                     parser.reset()
                 _ = parser.buffered + parser.offset
         except BaseException as exc:  # noqa: BLE001

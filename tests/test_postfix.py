@@ -99,7 +99,7 @@ def standard(postfix: tuple[str, int]) -> sessions.Session:
 
 
 def drop_in_class(fsmtplib: ModuleType, impl: ModuleType) -> type[smtplib.SMTP]:
-    cls: type[smtplib.SMTP] = type("SMTP", (fsmtplib.SMTP,), {"parser_class": impl.ReplyParser})
+    cls: type[smtplib.SMTP] = type("SMTP", (fsmtplib.SMTP,), {"parser": impl.ReplyParser})
     return cls
 
 
@@ -185,7 +185,7 @@ def test_aio_read_reply_same_replies(
     # read with fastreply.aio.read_reply().
     script = sessions.client_script(standard)
     assert sum(count for _, count in script) == len(standard.transcript)
-    replies = sessions.run_aio_session(*postfix, script, parser=impl.ReplyParser())
+    replies = sessions.run_aio_session(*postfix, script, parser=impl.ReplyParser)
     assert [(r.code, sessions.mask(sessions.smtplib_message(r))) for r in replies] == [
         reply for _, reply in sessions.normalize(standard.transcript)
     ]

@@ -513,7 +513,7 @@ class Reference(smtplib.SMTP):
 
 
 def drop_in(impl: ModuleType, **attributes: Any) -> type[smtplib.SMTP]:
-    return type("DropIn", (fsmtplib.SMTP,), {"parser_class": impl.ReplyParser, **attributes})
+    return type("DropIn", (fsmtplib.SMTP,), {"parser": impl.ReplyParser, **attributes})
 
 
 def outcome(client: smtplib.SMTP, *args: Any, **kwargs: Any) -> tuple[str, Any]:

@@ -112,7 +112,7 @@ def client_class(impl: ModuleType, base: type[smtplib.SMTP] = fsmtplib.SMTP,
                  **attributes: Any) -> type[smtplib.SMTP]:
     """The drop-in with the parser of ``impl`` (and other class attributes:
     ``pipelining=False``, say)."""
-    return type("Client", (base,), {"parser_class": impl.ReplyParser, **attributes})
+    return type("Client", (base,), {"parser": impl.ReplyParser, **attributes})
 
 
 class Reference(smtplib.SMTP):
@@ -164,8 +164,9 @@ def getreplies(cls: type[smtplib.SMTP], script: Sequence[Event], calls: int | No
 def assert_same(impl: ModuleType, script: Sequence[Event], debuglevel: int = 0) -> list[tuple[Any, ...]]:
     expected = getreplies(smtplib.SMTP, script, debuglevel=debuglevel)
     got = getreplies(client_class(impl), script, debuglevel=debuglevel)
-    assert got[0] == expected[0]
+    assert got[0] == expected[0]  # results and exceptions
     assert got[1] == expected[1]  # debug output
+    assert got[2] == expected[2]  # the bytes sent (getreply() alone sends none)
     return expected[0]
 
 
@@ -444,23 +445,36 @@ def test_reads_large_chunks(impl: ModuleType) -> None:
     assert Recorder.sizes == [fsmtplib.READ_SIZE] and fsmtplib.READ_SIZE >= 65536
 
 
-def test_default_parser_is_the_selected_implementation() -> None:
-    assert fsmtplib.SMTP.parser_class is fastreply.ReplyParser
-    client = new_client(fsmtplib.SMTP, FakeSocket([b"250 ok\r\n"]))
-    client.getreply()
-    parser = client._fastreply_state.parser  # type: ignore[attr-defined]
-    assert type(parser) is fastreply.ReplyParser
-    module = importlib.import_module(
-        "fastreply._parser_c" if fastreply.IMPLEMENTATION == "cython" else "fastreply._parser_py"
-    )
-    assert type(parser) is module.ReplyParser
+class Recording:
+    """A parser factory that records how it is called."""
+
+    def __init__(self, impl: ModuleType) -> None:
+        self.impl = impl
+        self.calls: list[dict[str, Any]] = []
+
+    def __call__(self, **limits: Any) -> Any:
+        self.calls.append(limits)
+        return self.impl.ReplyParser(**limits)
 
 
-def test_parser_class_selects_the_implementation(impl: ModuleType) -> None:
-    client = new_client(client_class(impl), FakeSocket([b"250 ok\r\n"]))
-    client.getreply()
-    assert type(client._fastreply_state.parser) is impl.ReplyParser  # type: ignore[attr-defined]
-    assert type(client._fastreply_state.parser).__module__ == impl.__name__  # type: ignore[attr-defined]
+def test_default_parser_is_the_selected_implementation(selected: ModuleType) -> None:
+    assert fsmtplib.SMTP.parser is fastreply.ReplyParser is selected.ReplyParser
+
+
+def test_parser_is_called_with_smtplibs_line_limit(impl: ModuleType) -> None:
+    """``SMTP.parser`` makes each connection's parser, with
+    ``max_line_length=smtplib._MAXLINE``: set on a subclass (a plain function
+    there is not bound to the instance) or on an instance."""
+    on_class = Recording(impl)
+    cls = type("Client", (fsmtplib.SMTP,), {"parser": lambda **limits: on_class(**limits)})
+    client = new_client(cls, FakeSocket([b"250 ok\r\n"]))
+    assert client.getreply() == (250, b"ok")
+    assert on_class.calls == [{"max_line_length": smtplib._MAXLINE}]  # type: ignore[attr-defined]
+    on_instance = Recording(impl)
+    client = new_client(fsmtplib.SMTP, FakeSocket([b"251 ok\r\n"]))
+    client.parser = on_instance  # type: ignore[misc]
+    assert client.getreply() == (251, b"ok")
+    assert on_instance.calls == [{"max_line_length": smtplib._MAXLINE}]  # type: ignore[attr-defined]
 
 
 def test_close_drops_read_ahead(impl: ModuleType) -> None:
@@ -469,7 +483,7 @@ def test_close_drops_read_ahead(impl: ModuleType) -> None:
     client.getreply()
     assert client.fastreply_pending() == b"250 b\r\n"  # type: ignore[attr-defined]
     client.close()
-    assert "_fastreply_state" not in vars(client)
+    assert client.fastreply_pending() == b""  # type: ignore[attr-defined]
     assert sock.closed
 
 
@@ -641,7 +655,7 @@ def test_starttls_refused_keeps_read_ahead(impl: ModuleType) -> None:
 
 def test_patched_starttls_drops_plaintext_read_ahead(impl: ModuleType) -> None:
     expected = starttls_session(smtplib.SMTP, INJECTED)
-    with fsmtplib.patched(parser_class=impl.ReplyParser):
+    with fsmtplib.patched(parser=impl.ReplyParser):
         got = starttls_session(smtplib.SMTP, INJECTED)
     assert got == expected
     assert got["features"] == {"size": "1000", "auth": " PLAIN"}
@@ -831,15 +845,16 @@ def test_patch_and_unpatch(impl: ModuleType) -> None:
     assert not fsmtplib.is_patched()
     script = EDGE_CASES["good replies around a bad one"]
     expected = getreplies(smtplib.SMTP, script)
-    fsmtplib.patch(parser_class=impl.ReplyParser)
+    made = Recording(impl)
+    fsmtplib.patch(parser=made)
     try:
         assert fsmtplib.is_patched()
         assert smtplib.SMTP.getreply is fsmtplib.SMTP.getreply
         assert smtplib.LMTP.getreply is fsmtplib.SMTP.getreply
         got = getreplies(smtplib.SMTP, script)
-        client = new_client(smtplib.SMTP, FakeSocket([b"250 a\r\n250 b\r\n"]))
-        client.getreply()
-        assert type(client._fastreply_state.parser) is impl.ReplyParser  # type: ignore[attr-defined]
+        assert made.calls and all(
+            call == {"max_line_length": smtplib._MAXLINE} for call in made.calls  # type: ignore[attr-defined]
+        )
     finally:
         fsmtplib.unpatch()
     assert got == expected
@@ -849,11 +864,13 @@ def test_patch_and_unpatch(impl: ModuleType) -> None:
 
 def test_patched_context_manager_nests(impl: ModuleType) -> None:
     original = smtplib.SMTP.getreply
-    with fsmtplib.patched(parser_class=impl.ReplyParser):
+    outer = Recording(impl)
+    with fsmtplib.patched(parser=outer):
         with fsmtplib.patched():
             assert fsmtplib.is_patched()
-        assert fsmtplib.is_patched()  # the outer block is still patched
-        assert fsmtplib._patch_parser_class is impl.ReplyParser
+        assert fsmtplib.is_patched()  # the outer block is still patched, with its parser
+        new_client(smtplib.SMTP, FakeSocket([b"250 ok\r\n"])).getreply()
+        assert outer.calls == [{"max_line_length": smtplib._MAXLINE}]  # type: ignore[attr-defined]
     assert smtplib.SMTP.getreply is original
     with pytest.raises(KeyError):
         with fsmtplib.patched():
@@ -865,7 +882,7 @@ def test_patched_flows_same_as_smtplib(impl: ModuleType) -> None:
     for name in ("sendmail, odd replies", "send_message", "login LOGIN"):
         flow, replies = FLOWS[name]
         expected = run_flow(smtplib.SMTP, GREETING, replies, flow, 3)
-        with fsmtplib.patched(parser_class=impl.ReplyParser):
+        with fsmtplib.patched(parser=impl.ReplyParser):
             got = run_flow(smtplib.SMTP, GREETING, replies, flow, 3)
         assert got == expected, name
 

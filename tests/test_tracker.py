@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from types import ModuleType
 
 import pytest
@@ -134,8 +135,8 @@ def test_table_choice(impl: ModuleType) -> None:
         tracker.sent(5)  # type: ignore[arg-type]
 
 
-def test_feed_parses_and_errors_propagate() -> None:
-    tracker = ReplyTracker(max_line_length=64)
+def test_feed_parses_and_errors_propagate(impl: ModuleType) -> None:
+    tracker = ReplyTracker(parser=functools.partial(impl.ReplyParser, max_line_length=64))
     tracker.sent(b"NOOP")
     items = tracker.feed(b"220 hi\r\n250 o")
     assert [i.command for i in items] == [Command.CONNECT]
@@ -144,7 +145,63 @@ def test_feed_parses_and_errors_propagate() -> None:
     with pytest.raises(MalformedReply) as info:
         tracker.feed(b"250 fine\r\nnonsense\r\n")
     assert [r.code for r in info.value.replies] == [250]
-    assert tracker.parser.max_line_length == 64
+    assert tracker.parser.max_line_length == 64 and type(tracker.parser) is impl.ReplyParser
+
+
+# (name, tracker options, [(lines sent, bytes received), ...])
+SCRIPTS = [
+    ("pipelined", {}, [
+        ([], b"220 mx ESMTP\r\n"),
+        ([b"EHLO me"], b"250-mx\r\n250 PIPELINING\r\n"),
+        ([b"MAIL FROM:<a@x>", b"RCPT TO:<b@x>", b"RCPT TO:<c@x>", b"DATA"],
+         b"250 ok\r\n250 ok\r\n550 5.1.1 no\r\n354 go\r\n"),
+        ([b".", b"QUIT"], b"250 queued\r\n221 bye\r\n"),
+    ]),
+    ("354 then the end of data in one read", {"greeting": False}, [
+        ([b"MAIL FROM:<a@x>", b"RCPT TO:<b@x>", b"DATA"],
+         b"250 ok\r\n250 ok\r\n354 go\r\n250 queued\r\n"),
+    ]),
+    ("unexpected and unsolicited", {"greeting": False}, [
+        ([b"MAIL FROM:<a@x>"], b"354 what\r\n250 stray\r\n421 closing\r\n"),
+    ]),
+    ("lmtp", {"lmtp": True}, [
+        ([b"LHLO me", b"MAIL FROM:<a@x>", b"RCPT TO:<b@x>", b"RCPT TO:<c@x>",
+          b"RCPT TO:<d@x>", b"DATA"],
+         b"220 lmtp\r\n250 hi\r\n250 ok\r\n250 ok\r\n550 no\r\n250 ok\r\n354 go\r\n"
+         b"250 b delivered\r\n452 d over quota\r\n"),
+        ([b"MAIL FROM:<a@x>", b"RCPT TO:<b@x>", b"BDAT 5 LAST", b"QUIT"],
+         b"250 ok\r\n250 ok\r\n250 b delivered\r\n221 bye\r\n"),
+    ]),
+    ("auth", {"greeting": False}, [
+        ([b"AUTH LOGIN"], b"334 VXNlcm5hbWU6\r\n"),
+        ([b"dXNlcg=="], b"334 UGFzc3dvcmQ6\r\n"),
+        ([b"cGFzcw==", b"NOOP"], b"235 2.7.0 ok\r\n250 ok\r\n500 what\r\n"),
+    ]),
+]
+
+
+@pytest.mark.parametrize(("name", "options", "script"), SCRIPTS, ids=[s[0] for s in SCRIPTS])
+@pytest.mark.parametrize("whole", [True, False], ids=["whole", "bytewise"])
+def test_feed_checks_in_the_parse_loop_as_received_does(
+    impl: ModuleType, name: str, options: dict[str, bool], script: list[tuple[list[bytes], bytes]],
+    whole: bool,
+) -> None:
+    """``feed()`` has the parser check each reply against the table on the
+    way (``feed_checked``); it must match and judge exactly as
+    :meth:`ReplyTracker.received` does reply by reply."""
+    checked = ReplyTracker(**options, parser=impl.ReplyParser)
+    one_by_one = ReplyTracker(**options)
+    parser = impl.ReplyParser()
+    for sent, received in script:
+        for line in sent:
+            assert checked.sent(line) == one_by_one.sent(line)
+        reads = [received] if whole else [received[i : i + 1] for i in range(len(received))]
+        got = [item for data in reads for item in checked.feed(data)]
+        want = [one_by_one.received(reply) for data in reads for reply in parser.feed(data)]
+        assert got == want
+        assert checked.pending == one_by_one.pending
+    assert ((checked.commands_sent, checked.replies_matched, checked.unsolicited)
+            == (one_by_one.commands_sent, one_by_one.replies_matched, one_by_one.unsolicited))
 
 
 def test_every_command_is_true(impl: ModuleType) -> None:

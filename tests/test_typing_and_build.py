@@ -12,26 +12,21 @@ from __future__ import annotations
 import ast
 import importlib
 import importlib.resources
-import importlib.util
 import inspect
 import os
 import subprocess
 import sys
 import sysconfig
+from types import ModuleType
 from typing import Any
 
 import pytest
 
 import fastreply
 from fastreply import _parser_py
+from implementations import c_extensions_enabled
 
 FREE_THREADED_BUILD = bool(sysconfig.get_config_var("Py_GIL_DISABLED"))
-
-
-def _compiled_required(config: pytest.Config) -> bool:
-    # The conftest's --c-extensions/--no-c-extensions switch (default: required
-    # unless FASTREPLY_NO_EXTENSIONS is set).
-    return bool(config.getoption("c_extensions"))
 
 
 def _clean_env() -> dict[str, str]:
@@ -44,29 +39,12 @@ def _clean_env() -> dict[str, str]:
 # -- which implementation runs ---------------------------------------------
 
 
-def test_implementation_is_consistent_with_the_public_classes() -> None:
+def test_implementation_matches_what_was_asked(selected: ModuleType) -> None:
+    """The guard against a build that silently fell back to pure Python (the
+    ``selected`` fixture checks every public name against what this run
+    asked for)."""
     assert fastreply.IMPLEMENTATION in ("cython", "python")
-    module = "fastreply._parser_c" if fastreply.IMPLEMENTATION == "cython" else (
-        "fastreply._parser_py"
-    )
-    assert fastreply.Reply.__module__ == module
-    assert fastreply.ReplyParser.__module__ == module
-
-
-def test_implementation_matches_what_was_asked(request: pytest.FixtureRequest) -> None:
-    if os.environ.get("FASTREPLY_NO_EXTENSIONS"):
-        assert fastreply.IMPLEMENTATION == "python"
-    elif _compiled_required(request.config):
-        # The guard against a build that silently fell back to pure Python.
-        compiled = importlib.import_module("fastreply._parser_c")
-        assert fastreply.IMPLEMENTATION == "cython"
-        assert fastreply.ReplyParser is compiled.ReplyParser
-        assert fastreply.Reply is compiled.Reply
-    elif sys.implementation.name != "cpython":
-        assert fastreply.IMPLEMENTATION == "python"
-    elif importlib.util.find_spec("fastreply._parser_c") is None:
-        # A pure-Python build (the py3-none-any wheel): the fallback, unasked.
-        assert fastreply.IMPLEMENTATION == "python"
+    assert fastreply.Reply.__module__ == fastreply.ReplyParser.__module__ == selected.__name__
 
 
 @pytest.mark.skipif(sys.implementation.name != "cpython", reason="CPython only")
@@ -89,7 +67,7 @@ def test_gil_state_after_import(request: pytest.FixtureRequest) -> None:
     not declare itself free-threading compatible would turn it back on.  On a
     regular build the GIL is simply on."""
     imports = "import fastreply"
-    if _compiled_required(request.config):
+    if c_extensions_enabled(request.config):
         imports += "; import fastreply._parser_c, fastreply._classify_c"
     code = (
         "import sys, warnings; warnings.simplefilter('error'); "
@@ -193,7 +171,7 @@ def test_stub_declares_the_module_names() -> None:
             names.add(node.target.id)
         elif isinstance(node, ast.Assign):
             names.update(t.id for t in node.targets if isinstance(t, ast.Name))
-    assert set(_parser_py.__all__) | {"_set_reply_types", "__all__"} <= names
+    assert set(_parser_py.__all__) | {"__all__"} <= names
     stub_all = next(
         node.value for node in tree.body
         if isinstance(node, ast.Assign)

@@ -1,4 +1,4 @@
-"""Every wire rule of DESIGN.md, table-driven, against both implementations,
+"""Every wire rule of docs/wire-rules.md, table-driven, against both implementations,
 each stream fed whole, one byte at a time and in random splits."""
 
 from __future__ import annotations
@@ -7,7 +7,8 @@ from types import ModuleType
 
 import pytest
 
-from conftest import chunkings, run_stream
+from conftest import chunkings, feed_chunks
+from fastreply.errors import ReplyError
 
 # (stream, options, expected [(code, lines), ...])
 VALID = [
@@ -66,11 +67,11 @@ INVALID = [
 @pytest.mark.parametrize(("name", "stream", "options", "expected"), VALID, ids=[v[0] for v in VALID])
 def test_valid(impl: ModuleType, name: str, stream: bytes, options: dict, expected: list) -> None:
     for how, chunks in chunkings(stream):
-        replies, error = run_stream(impl, chunks, **options)
-        assert error is None, (how, error)
-        assert [(r.code, r.lines) for r in replies] == expected, how
+        fed = feed_chunks(impl.ReplyParser(**options), chunks)
+        assert fed.error is None, (how, fed.error)
+        assert [(r.code, r.lines) for r in fed.replies] == expected, how
         # The raw bytes of the replies are the stream, byte for byte.
-        assert b"".join(r.raw for r in replies) == stream, how
+        assert b"".join(r.raw for r in fed.replies) == stream, how
 
 
 @pytest.mark.parametrize(
@@ -80,45 +81,46 @@ def test_invalid(
     impl: ModuleType, name: str, stream: bytes, options: dict, error: str, offset: int, before: int
 ) -> None:
     for how, chunks in chunkings(stream):
-        replies, exc = run_stream(impl, chunks, **options)
+        fed = feed_chunks(impl.ReplyParser(**options), chunks)
+        exc = fed.error
         assert type(exc).__name__ == error, (how, exc)
-        assert isinstance(exc, impl.ReplyError)
+        assert isinstance(exc, ReplyError)
         assert exc.offset == offset, how
-        assert len(replies) == before, how
+        assert len(fed.replies) == before, how
         # The offending line is on the error, as received.
         assert stream[offset:].startswith(exc.line[: len(stream) - offset]), how
 
 
 def test_lenient_accepts_what_strict_refuses(impl: ModuleType) -> None:
     stream = b"250-a\r\n251 b\n"
-    replies, exc = run_stream(impl, [stream])
-    assert exc is None and replies[0].code == 251
-    _, exc = run_stream(impl, [stream], strict=True)
-    assert isinstance(exc, impl.ReplyError)
+    lenient = feed_chunks(impl.ReplyParser(), [stream])
+    assert lenient.error is None and lenient.replies[0].code == 251
+    strict = feed_chunks(impl.ReplyParser(strict=True), [stream])
+    assert isinstance(strict.error, ReplyError)
 
 
 @pytest.mark.parametrize("code", [100, 199, 200, 250, 300, 354, 421, 500, 559, 599])
 def test_every_code_kept(impl: ModuleType, code: int) -> None:
-    replies, exc = run_stream(impl, [b"%d x\r\n" % code])
-    assert exc is None
-    assert replies[0].code == code
+    fed = feed_chunks(impl.ReplyParser(), [b"%d x\r\n" % code])
+    assert fed.error is None
+    assert fed.replies[0].code == code
 
 
 def test_all_three_digit_codes_lenient_and_strict(impl: ModuleType) -> None:
     for code in range(1000):
         line = b"%03d ok\r\n" % code
-        replies, exc = run_stream(impl, [line])
+        fed = feed_chunks(impl.ReplyParser(), [line])
         if 100 <= code <= 599:
-            assert exc is None and replies[0].code == code, code
+            assert fed.error is None and fed.replies[0].code == code, code
         else:
-            assert type(exc).__name__ == "MalformedReply", code
+            assert type(fed.error).__name__ == "MalformedReply", code
         digits = b"%03d" % code
         strict_ok = digits[0:1] in b"2345" and digits[1:2] in b"012345"
-        replies, exc = run_stream(impl, [line], strict=True)
+        fed = feed_chunks(impl.ReplyParser(strict=True), [line])
         if strict_ok:
-            assert exc is None and replies[0].code == code, code
+            assert fed.error is None and fed.replies[0].code == code, code
         else:
-            assert type(exc).__name__ == "MalformedReply", code
+            assert type(fed.error).__name__ == "MalformedReply", code
 
 
 def test_feed_accepts_bytes_bytearray_memoryview(impl: ModuleType) -> None:
@@ -161,6 +163,14 @@ def test_feed_refuses_non_bytes(impl: ModuleType, bad: object) -> None:
     assert parser.feed(b"250 ok\r\n")[0].code == 250
 
 
+def outcome(module: ModuleType, data: bytes, strict: bool) -> object:
+    """The replies of ``data`` fed whole, or the error's type and offset."""
+    try:
+        return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
+    except ReplyError as exc:
+        return type(exc).__name__, exc.offset
+
+
 @pytest.mark.parametrize("strict", [False, True])
 def test_code_bytes_together(both: tuple[ModuleType, ModuleType], strict: bool) -> None:
     """Every mix of edge values in the three code bytes at once (the compiled
@@ -169,17 +179,11 @@ def test_code_bytes_together(both: tuple[ModuleType, ModuleType], strict: bool) 
     edges = sorted(set(b"/0125689:") | {0x00, 0x7F, 0x80, 0xAF, 0xB0, 0xB5, 0xB6, 0xB9, 0xBA,
                                           0xCF, 0xD0, 0xFF})
 
-    def outcome(module: ModuleType, data: bytes) -> object:
-        try:
-            return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
-        except module.ReplyError as exc:
-            return type(exc).__name__, exc.offset
-
     for a in edges:
         for b in edges:
             for c in edges:
                 data = bytes([a, b, c]) + b"-x\r\n" + bytes([a, b, c]) + b" y\r\n"
-                reference, compiled = (outcome(module, data) for module in both)
+                reference, compiled = (outcome(module, data, strict) for module in both)
                 assert compiled == reference, data
 
 
@@ -191,12 +195,6 @@ def test_every_byte_in_the_code_and_separator(both: tuple[ModuleType, ModuleType
     gets the same answer from both implementations (the compiled one checks
     those bytes with word arithmetic: a wrong mask once let non-digits pass)."""
 
-    def outcome(module: ModuleType, data: bytes) -> object:
-        try:
-            return [(r.code, r.lines) for r in module.ReplyParser(strict=strict).feed(data)]
-        except module.ReplyError as exc:
-            return type(exc).__name__, exc.offset
-
     for value in range(256):
         # (a stream, where the line to change starts)
         for template, start in ((b"250 ok\r\n", 0), (b"250-a\r\n250 b\r\n", 7),
@@ -204,7 +202,7 @@ def test_every_byte_in_the_code_and_separator(both: tuple[ModuleType, ModuleType
             line = bytearray(template)
             line[start + position] = value
             data = bytes(line)
-            reference, compiled = (outcome(module, data) for module in both)
+            reference, compiled = (outcome(module, data, strict) for module in both)
             assert compiled == reference, data
             if value in b"0123456789 -" or position > 0:
                 continue

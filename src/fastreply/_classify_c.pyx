@@ -23,8 +23,8 @@ from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 from libc.stdint cimport int8_t, int16_t, int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
-from fastreply import _parser_c, _parser_py
-from fastreply._classify_py import _reply_text
+from fastreply import _common
+from fastreply._common import reply_text
 from fastreply.commands import Command
 
 __all__ = ["Matcher", "classify"]
@@ -66,11 +66,29 @@ cdef enum:
     NO_RULE = 1 << 30
     MAX_BLOCKS = 32
 
-cdef object _ReplyC = _parser_c.Reply
-cdef object _ReplyPy = _parser_py.Reply
+# The Reply classes of the parsers, as _common's registry held them when last
+# looked at: their replies are read in wire form (see _is_parsed_reply).
+cdef tuple _reply_types = ()
 cdef object _Command = Command
 cdef object _TUPLE_NEW = tuple.__new__
 cdef str _NOT_BUILT = "this Matcher has no tables: make one with Matcher(tables)"
+
+
+cdef bint _is_parsed_reply(object kind) except -1:
+    """Whether ``kind`` is the Reply class of a parser (a reply whose ``raw``
+    is what the wire carried: ``reply.raw`` is read in wire form)."""
+    global _reply_types
+    cdef object known
+    for known in _reply_types:
+        if known is kind:
+            return True
+    if _common.REPLY_TYPES is _reply_types:
+        return False
+    _reply_types = _common.REPLY_TYPES  # a parser registered since: look again
+    for known in _reply_types:
+        if known is kind:
+            return True
+    return False
 
 
 cdef uint32_t _capacity(Py_ssize_t n):
@@ -326,7 +344,7 @@ cdef class Matcher:
         if not self._built:  # made with __new__, or its __init__ failed: no tables to read
             raise TypeError(_NOT_BUILT)
         # The reply: the wire form of a parsed reply, or smtplib's message.
-        if kind is _ReplyC or kind is _ReplyPy:
+        if _is_parsed_reply(kind):
             code = reply.code
             data = reply.raw
             wire = 1
@@ -340,7 +358,7 @@ cdef class Matcher:
                     if overflow or code < -1 or code > 999:
                         code = -2
             if code == -2:
-                number, data = _reply_text(reply)  # the reference's checks and errors
+                number, data = reply_text(reply)  # the reference's checks and errors
                 code = number
             wire = 0
         # The command and the provider.
@@ -383,8 +401,6 @@ cdef class Matcher:
                                                result[4], result[5]))
         return result
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     cdef int _select(self, const uint64_t* seen, long code, int cmd, int ec, int es, int ed,
                      int prov) noexcept:
         """The first rule (lowest number) whose conditions hold, or -1."""
@@ -422,8 +438,6 @@ cdef class Matcher:
                     break
         return best if best != NO_RULE else -1
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     cdef inline bint _holds(self, int rule, long code, int cmd, int ec, int es, int ed,
                             int prov) noexcept:
         cdef Py_ssize_t k, start = self._code_start[rule], stop = self._code_start[rule + 1]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from ._common import reply_class, reply_input
 from ._parser_py import Reply as _ReplyPy
 
 __all__ = ["Matcher", "classify"]
@@ -38,77 +39,6 @@ _UNKNOWN_STAGE = 24
 _CONNECTION = 3  # SCOPES.index("connection")
 _MAX_NUMBER_DIGITS = 6
 _NOT_BUILT = "this Matcher has no tables: make one with Matcher(tables)"
-
-
-def _reply_class(code: int) -> int:
-    if 100 <= code < 400:
-        return 0
-    if 400 <= code < 500:
-        return 1
-    if 500 <= code < 600:
-        return 2
-    return 3
-
-
-def _reply_input(reply: Any) -> tuple[int, list[bytes]]:
-    """The code and the lines of text of a Reply or a (code, message) pair."""
-    if isinstance(reply, (tuple, list)):
-        if len(reply) != 2:
-            raise TypeError("a reply given as a sequence must be (code, message)")
-        code, text = reply
-        if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(f"reply code must be an int, not {type(code).__name__}")
-        if isinstance(text, str):
-            text = text.encode("utf-8", "surrogateescape")
-        elif isinstance(text, (bytearray, memoryview)):
-            text = bytes(text)
-        elif not isinstance(text, bytes):
-            raise TypeError(f"reply message must be bytes or str, not {type(text).__name__}")
-        lines = text.split(b"\n")
-    else:
-        try:
-            code = reply.code
-            lines = reply.lines
-        except AttributeError:
-            raise TypeError(
-                "classify() takes a Reply or a (code, message) pair, not "
-                f"{type(reply).__name__}"
-            ) from None
-        if type(reply) is not _ReplyPy:
-            # Any other object with ``code`` and ``lines`` (the compiled Reply
-            # too): read as the pair (code, b"\n".join(lines)), checked.
-            code, lines = _checked_lines(code, lines)
-    if not -1 <= code <= 999:
-        raise ValueError(f"reply code must be -1 to 999, got {code}")
-    return code, list(lines)
-
-
-def _checked_lines(code: Any, lines: Any) -> tuple[int, list[bytes]]:
-    """The code and lines of an object given as a reply: an int (not a bool)
-    and a non-empty iterable of bytes-like lines, split again at any LF."""
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise TypeError(f"reply code must be an int, not {type(code).__name__}")
-    if isinstance(lines, (str, bytes, bytearray, memoryview)):
-        raise TypeError(f"reply lines must be an iterable of bytes, not {type(lines).__name__}")
-    out: list[bytes] = []
-    split = False
-    for index, line in enumerate(lines):
-        if isinstance(line, (bytearray, memoryview)):
-            line = bytes(line)
-        elif not isinstance(line, bytes):
-            raise TypeError(f"reply line {index} must be bytes, not {type(line).__name__}")
-        split = split or b"\n" in line
-        out.append(line)
-    if not out:
-        raise ValueError("a reply has at least one line")
-    return code, b"\n".join(out).split(b"\n") if split else out
-
-
-def _reply_text(reply: Any) -> tuple[int, bytes]:
-    """The code and smtplib's message (lines joined by LF) of any accepted
-    reply form; the compiled matcher's slow path (same checks, same errors)."""
-    code, lines = _reply_input(reply)
-    return code, b"\n".join(lines)
 
 
 class Matcher:
@@ -133,7 +63,7 @@ class Matcher:
             t = self._t
         except AttributeError:  # made with __new__: no tables to read
             raise TypeError(_NOT_BUILT) from None
-        code, lines = _reply_input(reply)
+        code, lines = reply_input(reply, _ReplyPy)
         cmd = t.command_number(command)
         given = t.provider_number(provider) if provider is not None else 0
         found = _ENHANCED.match(lines[0])
@@ -144,7 +74,7 @@ class Matcher:
         phrases, detected, retry = self._scan(lines)
         prov = given or detected
         best = self._select(phrases, code, cmd, enhanced, prov)
-        klass = _reply_class(code)
+        klass = reply_class(code)
         if best < 0:
             best = len(t.rule_codes) + klass  # the default of this reply class
         scope = t.rule_scope[best]

@@ -5,13 +5,18 @@ CPython unless ``FASTREPLY_NO_EXTENSIONS`` is set.  If it is expected but
 cannot be imported, the import error propagates: a silently slower package
 is a bug, not a feature.  Both implementations stay importable under their
 own names (``ReplyParserPy``/``ReplyParserC``) for tests and benchmarks.
+
+The twins never import each other: what they share is in ``_common``, where
+each registers its ``Reply`` class (so that replies of both compare equal)
+and where this module names the one in use (pickled replies come back as
+that class).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
-from . import _parser_py
+from . import _common, _parser_py
 from ._compat import NO_EXTENSIONS
 
 ReplyPy = _parser_py.Reply
@@ -30,19 +35,20 @@ else:
     ReplyC = _parser_c.Reply
     ReplyParserC = _parser_c.ReplyParser
     IMPLEMENTATION = "cython"
-    _types = (ReplyC, ReplyPy)
-    _parser_py._set_reply_types(_types)
-    _parser_c._set_reply_types(_types)
 
+_common.use_reply_type(Reply)
 
-def _restore_reply(code: int, lines: tuple[bytes, ...], raw: bytes | None) -> Any:
-    """Unpickle a reply with whichever implementation is active here."""
-    return Reply._from_wire(code, lines, raw) if raw is not None else Reply(code, lines)
-
+#: What the ``parser`` argument of the I/O layers takes (``fastreply.smtplib``,
+#: ``fastreply.aio``, ``fastreply.tracker``): a class or any callable that
+#: returns a :class:`ReplyParser`, called with the keyword limits the layer
+#: needs (none, or ``max_line_length=...``).  ``ReplyParser`` itself, say,
+#: or ``functools.partial(ReplyParser, strict=True)``.
+ParserFactory = Callable[..., ReplyParser]
 
 __all__ = [
     "IMPLEMENTATION",
     "CodeMasks",
+    "ParserFactory",
     "Reply",
     "ReplyParser",
     "ReplyPy",

@@ -1,8 +1,8 @@
 """Type stub for the compiled module ``fastreply._parser_c`` (``_parser_c.pyx``).
 
 Hand-written: it declares the same public surface as the pure-Python reference
-``fastreply._parser_py`` (``Reply``, ``ReplyParser``, the default limits and
-``_set_reply_types``).  ``python -m mypy.stubtest fastreply._parser_c`` holds it
+``fastreply._parser_py`` (``Reply``, ``ReplyParser``, ``CodeMasks`` and the
+default limits).  ``python -m mypy.stubtest fastreply._parser_c`` holds it
 against a compiled build (``ci/dist_check.sh``; justified exceptions live in
 ``ci/stubtest-allowlist.txt``), and ``tests/test_typing_and_build.py`` checks
 that it names every public member of the reference classes.
@@ -25,9 +25,6 @@ __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFA
 DEFAULT_MAX_LINE_LENGTH: Final = 8192
 #: Most lines accepted in one reply.
 DEFAULT_MAX_REPLY_LINES: Final = 1000
-
-def _set_reply_types(types: tuple[type, ...]) -> None:
-    """Let replies of both implementations compare equal (set by the selector)."""
 
 @final
 class Reply:

@@ -21,26 +21,24 @@ from cpython.sequence cimport PySequence_GetItem
 from libc.stdint cimport uint64_t
 from libc.string cimport memchr, memcpy
 
-from fastreply._parser_py import (
+from fastreply import _common
+from fastreply._common import (
     DEFAULT_MAX_LINE_LENGTH,
     DEFAULT_MAX_REPLY_LINES,
-    _NO_COPY,
-    _REPLY_IMMUTABLE,
-    _canonical,
-    _check_limit,
-    _check_log_args,
-    _check_reply_args,
-    _log_ended,
-    _log_window,
-    _not_a_command,
-)
-from fastreply.errors import (
-    IncompleteReply,
-    InconsistentReply,
-    LineTooLong,
-    MalformedReply,
-    ReplyError,
-    TooManyLines,
+    INCOMPLETE,
+    NO_COPY,
+    REPLY_IMMUTABLE,
+    TOO_LONG,
+    canonical,
+    check_limit,
+    check_log_args,
+    check_reply_args,
+    data_type_error,
+    log_ended,
+    log_window,
+    not_a_command,
+    stopped_error,
+    wire_error,
 )
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
@@ -49,22 +47,23 @@ cdef bytes EMPTY = b""
 # The int objects for every possible code, so that feed_codes() allocates none.
 cdef tuple CODES = tuple(range(1000))
 
-cdef extern from *:
-    """
-    /* Free-threaded builds count the references to an object that another
-       thread made with atomic operations on a shared counter: ints handed
-       out from CODES by every thread (those above 256 are not immortal)
-       would bounce that counter's cache line between cores.  There,
-       feed_codes() gives each parser ints of its own (_code_int below). */
-    #ifdef Py_GIL_DISABLED
-    #define FASTREPLY_SHARED_CODES 0
-    #else
-    #define FASTREPLY_SHARED_CODES 1
-    #endif
-    #define fastreply_tuple_items(t) (&PyTuple_GET_ITEM((t), 0))
-    """
+cdef extern from "_parser.h":
+    # Free-threaded builds: each parser makes its own ints for feed_codes().
     const bint SHARED_CODES "FASTREPLY_SHARED_CODES"
     PyObject** tuple_items "fastreply_tuple_items"(tuple t)
+    # Finding the lines: the first LF of p[0:n]; a bitmap of the LFs of a
+    # 64-byte block (of the last n < 64 bytes: lf_mask_tail); its lowest bit.
+    const char* find_lf "fastreply_find_lf"(const char* p, Py_ssize_t n) noexcept nogil
+    uint64_t lf_mask64 "fastreply_lf_mask64"(const char* p) noexcept nogil
+    uint64_t lf_mask_tail "fastreply_lf_mask_tail"(const char* p, Py_ssize_t n) noexcept nogil
+    unsigned int ctz64 "fastreply_ctz64"(uint64_t x) noexcept nogil
+    # Checking a line of the common form: 1 (last line), 0 (more follow) or
+    # -1 (check_line decides); the code of a line already checked.
+    int quick_line "fastreply_quick_line"(const char* p, Py_ssize_t start, Py_ssize_t lf,
+                                          int strict) noexcept nogil
+    int code_at "fastreply_code_at"(const char* p) noexcept nogil
+    # The largest byte of p[0:n] (a command log's highest number).
+    unsigned char max_byte "fastreply_max_byte"(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 cdef enum:
     # The codes a parsed reply can have whose ints CPython does not cache
@@ -76,9 +75,9 @@ cdef enum:
 cdef PyObject** CODE_ITEMS = tuple_items(CODES)
 cdef object _enhanced_parse = None
 cdef object _classify = None
-cdef tuple _REPLY_TYPES = ()
 
-# Results of _check_line: 1 and 0 are "last line" / "more lines follow".
+# Results of check_line: 1 and 0 are "last line" / "more lines follow", a
+# negative number is the kind of error (the kinds of _common.WIRE_ERRORS, negated).
 cdef enum:
     ERR_TOO_LONG = -1
     ERR_BARE_LF = -2
@@ -91,176 +90,6 @@ cdef enum:
 
 # Give the parser buffer back to the allocator when a reply this big is done.
 cdef Py_ssize_t KEEP_CAPACITY = 64 * 1024
-
-
-cdef extern from *:
-    """
-    #include <stdint.h>
-    #include <string.h>
-    /* The first LF in p[0:n], or NULL.  Reply lines are short, and a libc
-       call per line costs more than the search: the first 32 bytes are
-       searched eight at a time inline, the rest by memchr. */
-    static inline const char *fastreply_find_lf(const char *p, Py_ssize_t n)
-    {
-    #if (defined(__GNUC__) || defined(__clang__)) && defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-        Py_ssize_t i = 0;
-        Py_ssize_t head = n < 32 ? n : 32;
-        for (; i + 8 <= head; i += 8) {
-            uint64_t word, hit;
-            memcpy(&word, p + i, 8);
-            word ^= 0x0A0A0A0A0A0A0A0AULL;  /* LF bytes become zero */
-            hit = (word - 0x0101010101010101ULL) & ~word & 0x8080808080808080ULL;
-            if (hit) {
-                /* The lowest flagged byte is the first LF (exact on
-                   little-endian: borrows only run upwards). */
-                return p + i + (__builtin_ctzll(hit) >> 3);
-            }
-        }
-        if (i < n) {
-            return (const char *)memchr(p + i, 10, (size_t)(n - i));
-        }
-        return NULL;
-    #else
-        return n > 0 ? (const char *)memchr(p, 10, (size_t)n) : NULL;
-    #endif
-    }
-
-    /* A bitmap of the LF bytes in p[0:64]: bit i set when p[i] is LF. */
-    #if defined(__SSE2__) || defined(_M_X64) || (defined(_M_IX86_FP) && _M_IX86_FP >= 2)
-    #include <emmintrin.h>
-    static inline uint64_t fastreply_lf_mask64(const char *p)
-    {
-        const __m128i lf = _mm_set1_epi8(10);
-        uint64_t m0 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)p), lf));
-        uint64_t m1 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 16)), lf));
-        uint64_t m2 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 32)), lf));
-        uint64_t m3 = (uint16_t)_mm_movemask_epi8(_mm_cmpeq_epi8(_mm_loadu_si128((const __m128i *)(p + 48)), lf));
-        return m0 | (m1 << 16) | (m2 << 32) | (m3 << 48);
-    }
-    #elif defined(__aarch64__) || defined(_M_ARM64)
-    #include <arm_neon.h>
-    static inline uint64_t fastreply_lf_mask16(const char *p)
-    {
-        /* Narrow the 0x00/0xFF lanes to nibbles: 4 bits per byte, then keep one. */
-        uint8x16_t eq = vceqq_u8(vld1q_u8((const uint8_t *)p), vdupq_n_u8(10));
-        uint64_t nib = vget_lane_u64(vreinterpret_u64_u8(vshrn_n_u16(vreinterpretq_u16_u8(eq), 4)), 0);
-        nib &= 0x1111111111111111ULL;  /* bit 4i set when byte i is LF */
-        /* Gather bit 4i to bit i. */
-        nib = (nib | (nib >> 3)) & 0x0303030303030303ULL;
-        nib = (nib | (nib >> 6)) & 0x000F000F000F000FULL;
-        nib = (nib | (nib >> 12)) & 0x000000FF000000FFULL;
-        nib = (nib | (nib >> 24)) & 0xFFFFULL;
-        return nib;
-    }
-    static inline uint64_t fastreply_lf_mask64(const char *p)
-    {
-        return fastreply_lf_mask16(p) | (fastreply_lf_mask16(p + 16) << 16)
-             | (fastreply_lf_mask16(p + 32) << 32) | (fastreply_lf_mask16(p + 48) << 48);
-    }
-    #else
-    static inline uint64_t fastreply_lf_mask64(const char *p)
-    {
-        uint64_t mask = 0;
-        int i;
-        for (i = 0; i < 64; i++) {
-            mask |= (uint64_t)(p[i] == 10) << i;
-        }
-        return mask;
-    }
-    #endif
-
-    #if defined(_MSC_VER) && !defined(__clang__)
-    #include <intrin.h>
-    static inline unsigned int fastreply_ctz64(uint64_t x)
-    {
-        unsigned long i;
-        _BitScanForward64(&i, x);
-        return (unsigned int)i;
-    }
-    #else
-    /* (as unsigned: 0 to 63, widened to an index for free) */
-    #define fastreply_ctz64(x) ((unsigned int)__builtin_ctzll(x))
-    #endif
-
-    /* The same for the last n < 64 bytes of a chunk (once a chunk: kept out
-       of line so that the hot loop needs no stack buffer). */
-    #if defined(__GNUC__) || defined(__clang__)
-    __attribute__((noinline))
-    #elif defined(_MSC_VER)
-    __declspec(noinline)
-    #endif
-    static uint64_t fastreply_lf_mask_tail(const char *p, Py_ssize_t n)
-    {
-        char tail[64];
-        memset(tail, 0, sizeof tail);
-        memcpy(tail, p, (size_t)n);
-        return fastreply_lf_mask64(tail);
-    }
-
-    /* The common case of a line, checked in a few instructions: p[start:lf+1]
-       (at most max_line bytes: the caller checks) has at least four bytes
-       before its LF, starts with three digits (the first 1-5; in strict mode
-       2-5 then 0-5, and the line ends in CRLF) and a space or a hyphen.
-       Returns 1 (last line) or 0 (more follow), or -1 when the full check
-       must decide (which then names any error). */
-    static inline int fastreply_quick_line(const char *p, Py_ssize_t start, Py_ssize_t lf,
-                                           int strict)
-    {
-        const unsigned char *u = (const unsigned char *)p + start;
-        uint32_t head, x, lo, hi;
-        if (lf - start < 4) {
-            return -1;
-        }
-    #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ || defined(_M_X64) || defined(_M_ARM64)
-        memcpy(&head, u, 4);  /* one load: the four bytes are inside the line */
-    #else
-        head = (uint32_t)u[0] | ((uint32_t)u[1] << 8) | ((uint32_t)u[2] << 16) | ((uint32_t)u[3] << 24);
-    #endif
-        /* The three digits, each in its range, at once: adding 0x80 - low to
-           a byte sets its top bit when it is low or more, adding 0x7F - high
-           when it is above high.  A byte of 0x80 or more fails one of the two
-           (from 0xB0 up the first wraps round).  Its carry may reach the next
-           byte, but the lowest bad byte gets none from the good bytes below
-           it, so its own test is exact.  Lenient: 1-5, 0-9, 0-9.  Strict:
-           2-5, 0-5, 0-9. */
-        x = head & 0xFFFFFFu;
-        lo = strict ? 0x50504Eu : 0x50504Fu;
-        hi = strict ? 0x464A4Au : 0x46464Au;
-        if ((((x + lo) ^ 0x808080u) | (x + hi)) & 0x808080u) {
-            return -1;
-        }
-        if (strict && p[lf - 1] != 13) {
-            return -1;
-        }
-        head >>= 24;
-        return head == '-' ? 0 : (head == ' ' ? 1 : -1);  /* most lines go on */
-    }
-
-    /* The largest byte of p[0:n] (0 if n is 0): a loop compilers vectorise. */
-    static unsigned char fastreply_max_byte(const unsigned char *p, Py_ssize_t n)
-    {
-        unsigned char top = 0;
-        Py_ssize_t i;
-        for (i = 0; i < n; i++) {
-            top = p[i] > top ? p[i] : top;
-        }
-        return top;
-    }
-
-    /* The code in the first three bytes of a line already checked. */
-    static inline int fastreply_code_at(const char *p)
-    {
-        return (p[0] - 48) * 100 + (p[1] - 48) * 10 + (p[2] - 48);
-    }
-    """
-    const char* find_lf "fastreply_find_lf"(const char* p, Py_ssize_t n) noexcept nogil
-    uint64_t lf_mask64 "fastreply_lf_mask64"(const char* p) noexcept nogil
-    uint64_t lf_mask_tail "fastreply_lf_mask_tail"(const char* p, Py_ssize_t n) noexcept nogil
-    unsigned int ctz64 "fastreply_ctz64"(uint64_t x) noexcept nogil
-    int quick_line "fastreply_quick_line"(const char* p, Py_ssize_t start, Py_ssize_t lf,
-                                          int strict) noexcept nogil
-    int code_at "fastreply_code_at"(const char* p) noexcept nogil
-    unsigned char max_byte "fastreply_max_byte"(const unsigned char* p, Py_ssize_t n) noexcept nogil
 
 
 cdef struct LineState:
@@ -276,10 +105,8 @@ cdef inline bint is_digit(char c) noexcept nogil:
     return <unsigned char>(c - 48) <= 9
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
 cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
-                           LineState* st) noexcept nogil:
+                           LineState* state) noexcept nogil:
     """Check the line p[start:lf+1] (lf is the index of its LF) and count it.
     Return 1 for a last line, 0 when more lines follow, ERR_* when it is bad.
     The checks run in the reference implementation's order."""
@@ -287,11 +114,11 @@ cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
     cdef Py_ssize_t size
     cdef char c0, c1, c2, sep
     cdef int last, code
-    if lf + 1 - start > st.max_line:
+    if lf + 1 - start > state.max_line:
         return ERR_TOO_LONG
     if end > start and p[end - 1] == b'\r':
         end -= 1
-    elif st.strict:
+    elif state.strict:
         return ERR_BARE_LF
     size = end - start
     if size < 3:
@@ -311,27 +138,21 @@ cdef inline int check_line(const char* p, Py_ssize_t start, Py_ssize_t lf,
             last = 0
         else:
             return ERR_SEPARATOR
-    if st.strict:
+    if state.strict:
         if c0 < b'2' or c0 > b'5' or c1 > b'5':
             return ERR_STRICT_RANGE
     elif c0 < b'1' or c0 > b'5':
         return ERR_RANGE
     code = (c0 - 48) * 100 + (c1 - 48) * 10 + (c2 - 48)
-    if st.nlines == 0:
-        st.first_code = code
-    elif st.strict and code != st.first_code:
+    if state.nlines == 0:
+        state.first_code = code
+    elif state.strict and code != state.first_code:
         return ERR_INCONSISTENT
-    st.nlines += 1
-    if not last and st.nlines >= st.max_lines:
+    state.nlines += 1
+    if not last and state.nlines >= state.max_lines:
         return ERR_TOO_MANY
-    st.last_code = code
+    state.last_code = code
     return last
-
-
-def _set_reply_types(tuple types):
-    """Let replies of both implementations compare equal (set by the selector)."""
-    global _REPLY_TYPES
-    _REPLY_TYPES = types
 
 
 cdef tuple _split_raw(bytes raw):
@@ -376,8 +197,8 @@ cdef class Reply:
 
     def __init__(self, code, lines):
         if self._lines is not None or self._raw is not None:
-            raise TypeError(_REPLY_IMMUTABLE)
-        self.code, self._lines = _check_reply_args(code, lines)
+            raise TypeError(REPLY_IMMUTABLE)
+        self.code, self._lines = check_reply_args(code, lines)
         self._raw = None
 
     @classmethod
@@ -478,7 +299,7 @@ cdef class Reply:
     def to_bytes(self):
         """The reply in canonical wire form: CRLF line ends, ``-`` on every
         line but the last, no separator after a bare code."""
-        return _canonical(self.code, self.lines)
+        return canonical(self.code, self.lines)
 
     def _smtplib_pair(self):
         """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
@@ -489,12 +310,12 @@ cdef class Reply:
         return (self.code, _stripped_text(self._raw))
 
     def __eq__(self, other):
-        if not isinstance(other, _REPLY_TYPES or Reply):
+        if type(other) is not Reply and not isinstance(other, _common.REPLY_TYPES):
             return NotImplemented
         return self.code == other.code and self.lines == other.lines
 
     def __ne__(self, other):
-        if not isinstance(other, _REPLY_TYPES or Reply):
+        if type(other) is not Reply and not isinstance(other, _common.REPLY_TYPES):
             return NotImplemented
         return not (self.code == other.code and self.lines == other.lines)
 
@@ -505,8 +326,10 @@ cdef class Reply:
         return f"Reply({self.code}, {self.lines!r})"
 
     def __reduce__(self):
-        from fastreply._parser import _restore_reply
-        return (_restore_reply, (self.code, self.lines, self._raw))
+        return (_common.restore_reply, (self.code, self.lines, self._raw))
+
+
+_common.register_reply_type(Reply)
 
 
 cdef inline object _code_int(ReplyParser self, int code):
@@ -573,13 +396,6 @@ cdef bytes _stripped_text(bytes raw):
     return out
 
 
-cdef Reply _new_reply(int code, const char* p, Py_ssize_t n):
-    cdef Reply reply = Reply.__new__(Reply)
-    reply.code = code
-    reply._raw = PyBytes_FromStringAndSize(p, n)
-    return reply
-
-
 @cython.final
 cdef class ReplyParser:
     """Sans-IO streaming parser of SMTP replies.
@@ -607,23 +423,23 @@ cdef class ReplyParser:
     subclassed.
     """
 
-    cdef LineState _st           # limits and the count of the reply being read
+    cdef LineState _state        # the limits, and the lines of the reply being read
     # The incomplete reply, from its first byte: _buf[0:_len].
     cdef char* _buf
     cdef Py_ssize_t _len
     cdef Py_ssize_t _cap
     cdef Py_ssize_t _offset      # stream offset of _buf[0] (or of the chunk being parsed)
     cdef Py_ssize_t _line_start  # start of the line being read, in _buf
-    cdef object _error
-    # While feed_checked() runs: the table's words, the log from the command
-    # the first reply answers, how many commands it has, and where the
-    # positions of unexpected replies go.
-    cdef bint _ck_on
-    cdef const uint64_t* _ck_words
-    cdef Py_ssize_t _ck_rows
-    cdef const unsigned char* _ck_log
-    cdef Py_ssize_t _ck_n
-    cdef list _ck_bad
+    cdef object _error           # the ReplyError that stopped the parser, or None
+    # While feed_checked() runs (_checking): the table's mask words and how
+    # many commands it has, the log from the command the call's first reply
+    # answers and its length, and where the positions of unexpected replies go.
+    cdef bint _checking
+    cdef const uint64_t* _check_masks
+    cdef Py_ssize_t _check_commands
+    cdef const unsigned char* _check_log
+    cdef Py_ssize_t _check_logged
+    cdef list _check_unexpected
     # Free-threaded builds: this parser's ints for feed_codes(), made as
     # needed (see SHARED_CODES); NULL until one is.
     cdef PyObject** _own_codes
@@ -632,28 +448,28 @@ cdef class ReplyParser:
         self._buf = NULL
         self._len = 0
         self._cap = 0
-        self._ck_on = False
+        self._checking = False
         self._own_codes = NULL
 
     def __init__(self, *, max_line_length=DEFAULT_MAX_LINE_LENGTH,
                  max_reply_lines=DEFAULT_MAX_REPLY_LINES, strict=False):
-        cdef Py_ssize_t max_line = _check_limit("max_line_length", max_line_length, 4)
-        cdef Py_ssize_t max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        cdef Py_ssize_t max_line = check_limit("max_line_length", max_line_length, 4)
+        cdef Py_ssize_t max_lines = check_limit("max_reply_lines", max_reply_lines, 1)
         cdef bint is_strict = bool(strict)
         with cython.critical_section(self):
-            self._st.max_line = max_line
-            self._st.max_lines = max_lines
-            self._st.strict = is_strict
+            self._state.max_line = max_line
+            self._state.max_lines = max_lines
+            self._state.strict = is_strict
             self._reset()
 
     def __reduce__(self):
-        raise TypeError(_NO_COPY)
+        raise TypeError(NO_COPY)
 
     def __copy__(self):
-        raise TypeError(_NO_COPY)
+        raise TypeError(NO_COPY)
 
     def __deepcopy__(self, memo):
-        raise TypeError(_NO_COPY)
+        raise TypeError(NO_COPY)
 
     def __dealloc__(self):
         cdef Py_ssize_t i
@@ -667,15 +483,15 @@ cdef class ReplyParser:
 
     @property
     def max_line_length(self):
-        return self._st.max_line
+        return self._state.max_line
 
     @property
     def max_reply_lines(self):
-        return self._st.max_lines
+        return self._state.max_lines
 
     @property
     def strict(self):
-        return self._st.strict
+        return self._state.strict
 
     @property
     def buffered(self):
@@ -698,9 +514,9 @@ cdef class ReplyParser:
         self._len = 0
         self._offset = 0
         self._line_start = 0
-        self._st.nlines = 0
-        self._st.first_code = -1
-        self._st.last_code = -1
+        self._state.nlines = 0
+        self._state.first_code = -1
+        self._state.last_code = -1
         self._error = None
         if self._cap > KEEP_CAPACITY:
             PyMem_Free(self._buf)
@@ -748,9 +564,7 @@ cdef class ReplyParser:
         # table's) is done here, outside the parser's critical section.
         cdef Py_ssize_t size, most, buffered
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
-            )
+            raise data_type_error(data)
         size = data.nbytes if type(data) is memoryview else len(data)
         if (isinstance(table, CodeMasks) and (<CodeMasks>table)._ncommands <= 256
                 and (type(commands) is bytes or type(commands) is bytearray)
@@ -763,12 +577,12 @@ cdef class ReplyParser:
         # this many, and needs no more of the log.
         most = (buffered + size) // 4
         if isinstance(table, CodeMasks) and (<CodeMasks>table)._ncommands <= 256:
-            _check_log_args(table, commands, start)
+            check_log_args(table, commands, start)
             window = _log_bytes(commands, start, most, (<CodeMasks>table)._ncommands)
             return self._feed_logged(data, <CodeMasks>table, window, 0, size, commands, start)
         # A table of the pure-Python engine (or one with more commands than
         # a byte numbers): check the replies afterwards.
-        _, window = _log_window(table, commands, start, most)
+        _, window = log_window(table, commands, start, most)
         out = self.feed(data)
         allows = table.allows
         logged = len(window)
@@ -798,24 +612,24 @@ cdef class ReplyParser:
                                              stop - first) >= known:
                     refused = True
                 else:
-                    self._ck_on = True
-                    self._ck_words = table._words
-                    self._ck_rows = known
-                    self._ck_log = <const unsigned char*>view.buf + first
-                    self._ck_n = stop - first
-                    self._ck_bad = bad
+                    self._checking = True
+                    self._check_masks = table._words
+                    self._check_commands = known
+                    self._check_log = <const unsigned char*>view.buf + first
+                    self._check_logged = stop - first
+                    self._check_unexpected = bad
                     try:
                         self._feed(data, out, True)
                     finally:
-                        self._ck_on = False
-                        self._ck_words = NULL
-                        self._ck_log = NULL
-                        self._ck_bad = None
+                        self._checking = False
+                        self._check_masks = NULL
+                        self._check_log = NULL
+                        self._check_unexpected = None
         finally:
             PyBuffer_Release(&view)
         if refused:
             # Named as the reference names it, outside the critical section.
-            _log_window(table, commands, start, most)
+            log_window(table, commands, start, most)
             raise ValueError("commands changed while they were checked")
         return out, bad
 
@@ -831,13 +645,9 @@ cdef class ReplyParser:
             q = <const char*>memchr(self._buf, b'\n', <size_t>self._len)
             end = (q - self._buf + 1) if q != NULL else self._len
             try:
-                self._fail(
-                    IncompleteReply,
-                    f"stream ended inside a reply ({self._len} bytes buffered)",
-                    self._offset,
-                    PyBytes_FromStringAndSize(self._buf, end),
-                    [],
-                )
+                self._fail(wire_error(INCOMPLETE, self._offset,
+                                      PyBytes_FromStringAndSize(self._buf, end),
+                                      buffered=self._len))
             finally:
                 self._stop(self._offset + self._len)
 
@@ -845,15 +655,10 @@ cdef class ReplyParser:
 
     cdef object _stopped(self):
         error = self._error
-        return type(error)(
-            f"parser stopped by an earlier error ({error.reason}); call reset()",
-            offset=error.offset,
-            line=error.line,
-        )
+        return stopped_error(type(error), error.reason, error.offset, error.line)
 
-    cdef int _fail(self, cls, str reason, Py_ssize_t offset, bytes line,
-                   list replies) except -1:
-        error = cls(reason, offset=offset, line=line, replies=replies)
+    cdef int _fail(self, error) except -1:
+        """Stop the parser with ``error``, and raise it."""
         self._error = error
         raise error
 
@@ -881,9 +686,7 @@ cdef class ReplyParser:
         if self._error is not None:
             raise self._stopped()
         if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(
-                f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
-            )
+            raise data_type_error(data)
         if type(data) is memoryview and not (<memoryview>data).contiguous:
             data = bytes(data)  # a strided view: flatten it once
         cdef Py_ssize_t fed_until = self._offset + self._len
@@ -908,102 +711,95 @@ cdef class ReplyParser:
 
     cdef int _line_error(self, int err, const char* p, Py_ssize_t start, Py_ssize_t lf,
                          Py_ssize_t offset, list out) except -1:
-        """Raise the error ``_check_line`` found in p[start:lf+1], which is at
+        """Raise the error ``check_line`` found in p[start:lf+1], which is at
         ``offset`` in the stream."""
         cdef bytes line = PyBytes_FromStringAndSize(p + start, lf + 1 - start)
-        cdef str digits = line[:3].decode("latin-1")
         if err == ERR_TOO_LONG:
-            self._fail(LineTooLong, f"line longer than max_line_length={self._st.max_line} bytes",
-                       offset, line[:self._st.max_line], out)
-        elif err == ERR_BARE_LF:
-            self._fail(MalformedReply, "line ends with a bare LF (strict mode needs CRLF)",
-                       offset, line, out)
-        elif err == ERR_NO_CODE:
-            self._fail(MalformedReply, "line does not start with a three-digit reply code",
-                       offset, line, out)
-        elif err == ERR_SEPARATOR:
-            self._fail(MalformedReply,
-                       "reply code is followed by neither '-', ' ' nor the line end",
-                       offset, line, out)
-        elif err == ERR_STRICT_RANGE:
-            self._fail(MalformedReply,
-                       f"reply code {digits} is outside the RFC 5321 range "
-                       "(first digit 2-5, second 0-5)", offset, line, out)
-        elif err == ERR_RANGE:
-            self._fail(MalformedReply,
-                       f"reply code {digits} does not start with a digit 1-5",
-                       offset, line, out)
-        elif err == ERR_INCONSISTENT:
-            self._fail(InconsistentReply,
-                       f"line has code {int(digits)} but the reply started with "
-                       f"{self._st.first_code}", offset, line, out)
-        else:
-            self._fail(TooManyLines,
-                       f"reply continues past max_reply_lines={self._st.max_lines} lines",
-                       offset, line, out)
+            line = line[:self._state.max_line]
+        self._fail(wire_error(-err, offset, line, out, max_line=self._state.max_line,
+                              max_lines=self._state.max_lines, first_code=self._state.first_code))
         return -1
 
     cdef inline int _feed_direct(self, const char* p, Py_ssize_t n, list out,
                                  bint objects) except -1:
         """Parse p[0:n] in place; the parser buffer is empty and ``_offset`` is
         the stream offset of p[0].  Copy only an incomplete reply at the end."""
-        if self._st.strict:
-            return _scan_direct(self, p, n, out, objects, <_Strict*>NULL)
-        return _scan_direct(self, p, n, out, objects, <_Lenient*>NULL)
+        if self._state.strict:
+            return _scan(self, p, n, out, objects, <Strict*>NULL)
+        return _scan(self, p, n, out, objects, <Lenient*>NULL)
 
-    @cython.boundscheck(False)
-    @cython.wraparound(False)
     cdef int _feed_buffered(self, const char* p, Py_ssize_t n, list out, bint objects) except -1:
-        """Continue the reply held in the parser buffer with p[0:n]."""
-        cdef Py_ssize_t pos = 0, partial, window, lf, size
+        """Continue the reply held in the parser buffer with p[0:n], a line at
+        a time (each is appended to the buffer, then checked there); once the
+        reply is complete, go on in place with what follows it."""
+        cdef Py_ssize_t pos = 0      # where the rest of the line starts, in p
+        cdef Py_ssize_t held         # bytes of the line already in the buffer
+        cdef Py_ssize_t window       # bytes of p where its LF may be, within max_line
+        cdef Py_ssize_t lf, size
         cdef const char* q
-        cdef int result
+        cdef int last
         cdef bytes preview
         while True:
-            partial = self._len - self._line_start
-            window = self._st.max_line - partial
+            held = self._len - self._line_start
+            window = self._state.max_line - held
             if window > n - pos:
                 window = n - pos
             q = find_lf(p + pos, window)
             if q == NULL:
-                if partial + window >= self._st.max_line:
-                    preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, partial)
+                if held + window >= self._state.max_line:
+                    preview = (PyBytes_FromStringAndSize(self._buf + self._line_start, held)
                                + PyBytes_FromStringAndSize(p + pos, window if window < 81 else 81))
-                    self._fail(LineTooLong,
-                               f"line longer than max_line_length={self._st.max_line} bytes",
-                               self._offset + self._line_start, preview, out)
+                    self._fail(wire_error(TOO_LONG, self._offset + self._line_start, preview, out,
+                                          max_line=self._state.max_line))
                 self._append(p + pos, n - pos)
                 return 0
             lf = q - p
             self._append(p + pos, lf + 1 - pos)
             pos = lf + 1
-            result = check_line(self._buf, self._line_start, self._len - 1, &self._st)
-            if result < 0:
-                self._line_error(result, self._buf, self._line_start, self._len - 1,
+            last = check_line(self._buf, self._line_start, self._len - 1, &self._state)
+            if last < 0:
+                self._line_error(last, self._buf, self._line_start, self._len - 1,
                                  self._offset + self._line_start, out)
-            if result:
-                size = self._len
-                if objects:
-                    out.append(_new_reply(self._st.last_code, self._buf, size))
-                    if self._ck_on and not _log_allows(self._ck_words, self._ck_rows, self._ck_log,
-                                                       self._ck_n, len(out) - 1,
-                                                       self._st.last_code):
-                        self._ck_bad.append(len(out) - 1)
-                else:
-                    if SHARED_CODES:
-                        out.append(<object>PyTuple_GET_ITEM(CODES, self._st.last_code))
-                    else:
-                        out.append(_code_int(self, self._st.last_code))
-                self._st.nlines = 0
-                self._offset += size
-                self._len = 0
-                self._line_start = 0
-                if self._cap > KEEP_CAPACITY:
-                    PyMem_Free(self._buf)
-                    self._buf = NULL
-                    self._cap = 0
-                return self._feed_direct(p + pos, n - pos, out, objects)
-            self._line_start = self._len
+            if not last:
+                self._line_start = self._len
+                continue
+            # The reply is complete: the whole buffer.
+            size = self._len
+            self._emit_reply(out, objects, self._buf, size, self._state.last_code)
+            self._state.nlines = 0
+            self._offset += size
+            self._len = 0
+            self._line_start = 0
+            if self._cap > KEEP_CAPACITY:
+                PyMem_Free(self._buf)
+                self._buf = NULL
+                self._cap = 0
+            return self._feed_direct(p + pos, n - pos, out, objects)
+
+    cdef inline int _emit_reply(self, list out, bint objects, const char* p, Py_ssize_t size,
+                                int code) except -1:
+        """Append the complete reply p[0:size], whose code is ``code``, to
+        ``out``: for feed_codes() the code alone (a shared int of CODES, or
+        this parser's own: see SHARED_CODES), else a Reply, checked against
+        the command log while feed_checked() runs."""
+        cdef Reply reply
+        cdef Py_ssize_t index
+        if not objects:
+            if SHARED_CODES:
+                out.append(<object>PyTuple_GET_ITEM(CODES, code))
+            else:
+                out.append(_code_int(self, code))
+            return 0
+        reply = Reply.__new__(Reply)
+        reply.code = code
+        reply._raw = PyBytes_FromStringAndSize(p, size)
+        out.append(reply)
+        if self._checking:
+            index = PyList_GET_SIZE(out) - 1
+            if not _log_allows(self._check_masks, self._check_commands, self._check_log,
+                               self._check_logged, index, code):
+                self._check_unexpected.append(index)
+        return 0
 
 
 cdef bytes _log_bytes(object commands, object start, Py_ssize_t most, Py_ssize_t known):
@@ -1027,127 +823,130 @@ cdef bytes _log_bytes(object commands, object start, Py_ssize_t most, Py_ssize_t
         try:
             item = PySequence_GetItem(commands, i)
         except IndexError:
-            raise _log_ended(i, size) from None
+            raise log_ended(i, size) from None
         if not isinstance(item, int) or isinstance(item, bool):
-            raise _not_a_command(i, item, known)
+            raise not_a_command(i, item, known)
         value = PyLong_AsLongAndOverflow(item, &overflow)
         if overflow or value < 0 or value >= known:
-            raise _not_a_command(i, item, known)
+            raise not_a_command(i, item, known)
         out[i - first] = <char>value
     return window
 
 
-# The two kinds of rules _scan_direct() is compiled for.
-cdef struct _Lenient:
-    char unused
-
-cdef struct _Strict:
-    char unused
-
-ctypedef fused _Rules:
-    _Lenient
-    _Strict
+# -- the scan of a chunk: find the lines, check each, emit each reply -------------
 
 
-@cython.boundscheck(False)
-@cython.wraparound(False)
-cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, bint objects,
-                      _Rules* rules) except -1:
-    """ReplyParser._feed_direct(), compiled once for each kind of rules (the
-    tests of strict mode vanish from the lenient loop)."""
-    cdef Py_ssize_t reply_start = 0, line_start = 0, base = 0, seen, lf
-    cdef int result, code
-    cdef bint too_long = False, short
-    cdef uint64_t mask
-    cdef Reply reply
-    cdef LineState st = self._st   # a local copy the compiler can keep in registers
-    cdef Py_ssize_t max_line = st.max_line
-    cdef Py_ssize_t last_more = st.max_lines - 1  # a line after this many must be the last
-    cdef bint strict
-    # feed_checked(): the log from the first reply of the call, and the table
-    cdef bint ck_on = self._ck_on
-    cdef const unsigned char* ck_log = self._ck_log
-    cdef const uint64_t* ck_words = self._ck_words
-    cdef Py_ssize_t ck_n = self._ck_n, ck_rows = self._ck_rows, i
-    if _Rules is _Strict:  # decided when compiling
-        strict = True
+cdef inline int _take_line(ReplyParser self, const char* p, Py_ssize_t start, Py_ssize_t lf,
+                           LineState* state, Py_ssize_t last_more, bint strict, list out) except -1:
+    """Check the line p[start:lf+1] (at most ``max_line`` bytes: the caller
+    made sure) and count it; return 1 when it ends its reply, 0 when more
+    lines follow, or raise the error it has.  ``last_more`` is
+    ``max_reply_lines - 1``: a line after that many must be the last.
+
+    Most lines have the common form that quick_line() recognises in a few
+    instructions; everything else goes through check_line(), which applies
+    every rule in the reference's order and names the error."""
+    cdef int last = quick_line(p, start, lf, strict)
+    cdef int code
+    if last == 0 and 0 < state.nlines < last_more and not strict:
+        # A line in the middle of a reply (most lines of a long one): its
+        # code is not needed, nothing of it is kept.
+        state.nlines += 1
+        return 0
+    if last >= 0 and (last or state.nlines < last_more):
+        # Of the common form and within max_reply_lines.  Its code matters on
+        # the first line, the last one, and every line in strict mode (which
+        # must repeat the first line's).
+        if state.nlines == 0:
+            state.first_code = state.last_code = code_at(p + start)
+        elif last or strict:
+            code = code_at(p + start)
+            if strict and code != state.first_code:
+                last = -1  # check_line() names the error
+            state.last_code = code
     else:
-        strict = False
-    # One 64-byte block at a time: a bitmap of its LFs, then each line that
-    # ends in the block, in order.
-    while base < n:
-        if base + 64 <= n:
-            mask = lf_mask64(p + base)
-            seen = base + 64
+        last = -1
+    if last >= 0:
+        state.nlines += 1
+        return last
+    last = check_line(p, start, lf, state)
+    if last < 0:
+        self._state = state[0]
+        self._line_error(last, p, start, lf, self._offset + start, out)
+    return last
+
+
+# The two sets of wire rules, as types: _scan() below is written once and
+# compiled once for each (Cython makes a copy of a function for every type of
+# a fused argument), so that ``strict`` is a constant in each copy and the
+# tests of strict mode vanish from the lenient loop.  (A ``bint strict``
+# argument that is constant at both call sites is left to the C compiler,
+# which keeps one copy with the tests in it: 1 to 3% more instructions a
+# reply, measured with bench/profile_parsers.py --callgrind.)
+cdef struct Lenient:
+    char unused
+
+cdef struct Strict:
+    char unused
+
+ctypedef fused Rules:
+    Lenient
+    Strict
+
+
+cdef int _scan(ReplyParser self, const char* p, Py_ssize_t n, list out, bint objects,
+               Rules* rules) except -1:
+    """ReplyParser._feed_direct(): parse p[0:n] in place, 64 bytes at a
+    time: find the lines (a bitmap of the LFs of a block), check each
+    (_take_line), emit each reply a line completes (_emit_reply).  ``rules``
+    is only its type: a NULL of the rules to apply."""
+    cdef LineState state = self._state  # a local copy the compiler can keep in registers
+    cdef Py_ssize_t max_line = state.max_line
+    cdef Py_ssize_t last_more = state.max_lines - 1
+    cdef Py_ssize_t reply_start = 0  # where the reply being read starts, in p
+    cdef Py_ssize_t line_start = 0   # where the line being read starts
+    cdef Py_ssize_t block = 0        # the block of 64 bytes searched for line ends
+    cdef Py_ssize_t block_end
+    cdef uint64_t line_ends          # the LFs of the block not taken yet, a bit each
+    cdef bint all_short              # every line that ends in the block is short enough
+    cdef bint too_long = False
+    cdef Py_ssize_t lf
+    cdef bint strict = Rules is Strict  # decided when compiling
+    while block < n:
+        # Find the lines: a bitmap of the LFs of the block.
+        if block + 64 <= n:
+            line_ends = lf_mask64(p + block)
+            block_end = block + 64
         else:
-            mask = lf_mask_tail(p + base, n - base)
-            seen = n
+            line_ends = lf_mask_tail(p + block, n - block)
+            block_end = n
         # A line that ends in this block is within the limit when the line
         # being read at its start is (the lines after it start later).
-        short = seen - line_start <= max_line
-        while mask:
-            lf = base + ctz64(mask)
-            mask &= mask - 1
-            if not short and lf + 1 - line_start > max_line:
+        all_short = block_end - line_start <= max_line
+        while line_ends:
+            lf = block + ctz64(line_ends)
+            line_ends &= line_ends - 1
+            if not all_short and lf + 1 - line_start > max_line:
                 too_long = True  # no LF in the first max_line bytes of the line
                 break
-            result = quick_line(p, line_start, lf, strict)
-            if result == 0 and 0 < st.nlines < last_more and not strict:
-                # A line in the middle of a reply (most lines of a long
-                # reply): nothing of it is kept.
-                st.nlines += 1
-                line_start = lf + 1
-                continue
-            if result >= 0 and (result or st.nlines < last_more):
-                # A good line.  Its code matters on the first line, the
-                # last one, and every line in strict mode (same code).
-                if st.nlines == 0:
-                    st.first_code = st.last_code = code_at(p + line_start)
-                elif result or strict:
-                    code = code_at(p + line_start)
-                    if strict and code != st.first_code:
-                        result = -1
-                    st.last_code = code
-            else:
-                result = -1
-            if result >= 0:
-                st.nlines += 1
-            else:
-                result = check_line(p, line_start, lf, &st)
-                if result < 0:
-                    self._st = st
-                    self._line_error(result, p, line_start, lf, self._offset + line_start, out)
+            # Check the line; emit the reply it ends.
+            if _take_line(self, p, line_start, lf, &state, last_more, strict, out):
+                self._emit_reply(out, objects, p + reply_start, lf + 1 - reply_start,
+                                 state.last_code)
+                state.nlines = 0
+                reply_start = lf + 1
             line_start = lf + 1
-            if result:
-                # A reply is complete: p[reply_start:line_start].
-                if objects:
-                    reply = Reply.__new__(Reply)
-                    reply.code = st.last_code
-                    reply._raw = PyBytes_FromStringAndSize(p + reply_start,
-                                                           line_start - reply_start)
-                    out.append(reply)
-                    if ck_on:
-                        i = PyList_GET_SIZE(out) - 1
-                        if not _log_allows(ck_words, ck_rows, ck_log, ck_n, i, st.last_code):
-                            self._ck_bad.append(i)
-                else:
-                    if SHARED_CODES:
-                        out.append(<object>PyTuple_GET_ITEM(CODES, st.last_code))
-                    else:
-                        out.append(_code_int(self, st.last_code))
-                st.nlines = 0
-                reply_start = line_start
-        if too_long or seen - line_start >= max_line:
+        if too_long or block_end - line_start >= max_line:
             too_long = True
             break
-        base = seen
-    self._st = st
+        block = block_end
+    self._state = state
     if too_long:
         # No LF in max_line bytes: this line cannot end within the limit.
-        self._fail(LineTooLong, f"line longer than max_line_length={max_line} bytes",
-                   self._offset + line_start,
-                   PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
-                   out)
+        self._fail(wire_error(
+            TOO_LONG, self._offset + line_start,
+            PyBytes_FromStringAndSize(p + line_start, 81 if max_line > 81 else max_line),
+            out, max_line=max_line))
     self._offset += reply_start
     if reply_start < n:
         self._append(p + reply_start, n - reply_start)
@@ -1159,7 +958,7 @@ cdef int _scan_direct(ReplyParser self, const char* p, Py_ssize_t n, list out, b
 
 cdef enum:
     MASK_WORDS = 16  # 16 x 64 bits: a bit for every code 0 to 1023
-    C_MASK_CODES = 1000
+    C_MASK_CODES = 1000  # _common.MASK_CODES
 
 MASK_CODES = C_MASK_CODES
 
@@ -1186,7 +985,7 @@ cdef long _code_number(object code) except -2:
     cdef long value
     cdef int overflow
     if not isinstance(code, int) or isinstance(code, bool):
-        raise TypeError(f"a reply code must be an int, not {type(code).__name__}")
+        raise _common.code_type_error(code)
     value = PyLong_AsLongAndOverflow(code, &overflow)
     if overflow or value < 0 or value >= C_MASK_CODES:
         return -1
@@ -1202,9 +1001,7 @@ cdef inline long _code_of(object item) except -2:
     try:
         code = item.code
     except AttributeError:
-        raise TypeError(
-            f"a reply must be a Reply or an int code, not {type(item).__name__}"
-        ) from None
+        raise _common.reply_type_error(item) from None
     return _code_number(code)
 
 
@@ -1229,18 +1026,15 @@ cdef class CodeMasks:
         PyMem_Free(self._words)
 
     def _set_masks(self, masks):
-        cdef tuple values = tuple(masks)
-        cdef Py_ssize_t i, w, n = len(values)
+        cdef tuple values
+        cdef Py_ssize_t i, w, n
         cdef uint64_t* words
         cdef uint64_t* old = NULL
         cdef bint taken = False
         if self._masks:
-            raise TypeError("the masks of a table are set once, when it is built")
-        for mask in values:
-            if isinstance(mask, bool) or not isinstance(mask, int):
-                raise TypeError(f"a mask must be an int, not {type(mask).__name__}")
-            if mask < 0 or mask >> MASK_CODES:
-                raise ValueError(f"a mask holds bits 0 to {MASK_CODES - 1} only")
+            raise TypeError(_common.MASKS_SET_ONCE)
+        values = _common.check_masks(masks)
+        n = len(values)
         words = <uint64_t*>PyMem_Malloc(max(1, n) * MASK_WORDS * sizeof(uint64_t))
         if words == NULL:
             raise MemoryError()
@@ -1258,7 +1052,7 @@ cdef class CodeMasks:
                 taken = True
         if not taken:  # another thread set them meanwhile
             PyMem_Free(words)
-            raise TypeError("the masks of a table are set once, when it is built")
+            raise TypeError(_common.MASKS_SET_ONCE)
         PyMem_Free(old)
 
     @property
@@ -1277,10 +1071,10 @@ cdef class CodeMasks:
         cdef long value
         cdef int overflow
         if not isinstance(command, int) or isinstance(command, bool):
-            raise TypeError(f"a command number must be an int, not {type(command).__name__}")
+            raise _common.command_type_error(command)
         value = PyLong_AsLongAndOverflow(command, &overflow)
         if overflow or value < 0 or value >= self._ncommands:
-            raise ValueError(f"no command number {command} in this table")
+            raise _common.no_command(command)
         return value
 
     def allows(self, command, code):
@@ -1302,11 +1096,7 @@ cdef class CodeMasks:
         cdef Py_ssize_t command
         cdef long code
         cdef list out
-        if n != len(reps):
-            raise ValueError(
-                f"check_all() needs one command per reply, got {n} "
-                f"commands and {len(reps)} replies"
-            )
+        _common.check_all_lengths(n, len(reps))
         out = [None] * n
         for i in range(n):
             command = self._index(cmds[i])
@@ -1325,26 +1115,19 @@ cdef class CodeMasks:
         cdef list out = []
         cdef const unsigned char* numbers = NULL
         cdef Py_buffer view
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise TypeError(f"start must be an int, not {type(start).__name__}")
-        if start < 0:
-            raise ValueError(f"start must not be negative, got {start}")
+        _common.check_start(start)
         if type(commands) is bytearray or type(commands) is bytes:
             # A log of command numbers, one byte each: the fastest form.
             PyObject_GetBuffer(commands, &view, PyBUF_SIMPLE)
             try:
                 size = view.len  # what is held now (a bytearray cannot shrink meanwhile)
-                if start + n > size:
-                    raise ValueError(
-                        f"unexpected() needs a command for every reply: {n} replies "
-                        f"from position {start}, {size} commands"
-                    )
+                _common.check_unexpected_lengths(n, start, size)
                 first = start
                 numbers = <const unsigned char*>view.buf
                 for i in range(n):
                     command = numbers[first + i]
                     if command >= self._ncommands:
-                        raise ValueError(f"no command number {command} in this table")
+                        raise _common.no_command(command)
                     code = _code_of(reps[i])
                     if not self._allows(command, code):
                         out.append(i)
@@ -1352,11 +1135,7 @@ cdef class CodeMasks:
                 PyBuffer_Release(&view)
             return out
         size = len(commands)
-        if start + n > size:
-            raise ValueError(
-                f"unexpected() needs a command for every reply: {n} replies "
-                f"from position {start}, {size} commands"
-            )
+        _common.check_unexpected_lengths(n, start, size)
         first = start
         for i in range(n):
             command = self._index(commands[first + i])

@@ -15,35 +15,52 @@ Wire rules (RFC 5321 section 4.2, lenient where real servers are sloppy):
 * lines of one reply with different codes: the last line's code wins
   (``strict``: :class:`~fastreply.errors.InconsistentReply`);
 * text is kept byte for byte, minus the separator and the line end.
+
+The specification is :meth:`ReplyParser._line`: it checks one line against
+each rule, in the order above, and names what is wrong.  Everything else is
+bookkeeping around it, and one accelerator: at a reply boundary a regular
+expression built from the same rules and the limits (:func:`_fast_path`)
+takes a whole run of well-formed replies in one call, leaving whatever it
+does not take to ``_line``.  It accepts nothing ``_line`` refuses and
+changes nothing a caller sees (``tests/test_reference.py`` runs the two
+against each other on random streams); the compiled parser's
+``check_line`` follows ``_line`` rule for rule.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-import sys
 import threading
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence
 
-from .errors import (
-    IncompleteReply,
-    InconsistentReply,
-    LineTooLong,
-    MalformedReply,
-    ReplyError,
-    TooManyLines,
+from . import _common
+from ._common import (
+    BARE_LF,
+    DEFAULT_MAX_LINE_LENGTH,
+    DEFAULT_MAX_REPLY_LINES,
+    INCOMPLETE,
+    INCONSISTENT,
+    MASK_CODES,
+    NO_CODE,
+    RANGE,
+    SEPARATOR,
+    STRICT_RANGE,
+    TOO_LONG,
+    TOO_MANY,
+    canonical,
+    check_limit,
+    check_reply_args,
+    log_window,
+    wire_error,
 )
+from .errors import ReplyError
 
 if TYPE_CHECKING:
     from .classification import Classification
     from .enhanced import EnhancedStatus
 
 __all__ = ["Reply", "ReplyParser", "CodeMasks", "DEFAULT_MAX_LINE_LENGTH", "DEFAULT_MAX_REPLY_LINES"]
-
-#: Longest accepted line, counted with its line end (smtplib's ``_MAXLINE``).
-DEFAULT_MAX_LINE_LENGTH = 8192
-#: Most lines accepted in one reply.
-DEFAULT_MAX_REPLY_LINES = 1000
 
 _CR = 0x0D
 _LF = 0x0A
@@ -54,10 +71,6 @@ _STRICT_SECOND = frozenset(b"012345")
 
 _enhanced_parse: Any = None
 _classify: Any = None
-
-
-def _reply_types() -> tuple[type, ...]:
-    return _REPLY_TYPES
 
 
 class Reply:
@@ -84,8 +97,8 @@ class Reply:
         except AttributeError:
             pass  # a new reply
         else:
-            raise TypeError(_REPLY_IMMUTABLE)
-        self._code, self._lines = _check_reply_args(code, lines)
+            raise TypeError(_common.REPLY_IMMUTABLE)
+        self._code, self._lines = check_reply_args(code, lines)
         self._raw = None
 
     @classmethod
@@ -188,7 +201,7 @@ class Reply:
     def to_bytes(self) -> bytes:
         """The reply in canonical wire form: CRLF line ends, ``-`` on every
         line but the last, no separator after a bare code."""
-        return _canonical(self._code, self.lines)
+        return canonical(self._code, self.lines)
 
     def _smtplib_pair(self) -> tuple[int, bytes]:
         """``(code, message)`` as ``smtplib.SMTP.getreply()`` returns this
@@ -197,7 +210,7 @@ class Reply:
         return self._code, b"\n".join([line.strip(b" \t\r\n") for line in self.lines])
 
     def __eq__(self, other: object) -> bool:
-        if not isinstance(other, _reply_types()):
+        if not isinstance(other, _common.REPLY_TYPES):
             return NotImplemented
         same: bool = self._code == other.code and self.lines == other.lines  # type: ignore[attr-defined]
         return same
@@ -215,42 +228,10 @@ class Reply:
         return f"Reply({self._code}, {self.lines!r})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        from ._parser import _restore_reply
-
-        return (_restore_reply, (self._code, self.lines, self._raw))
+        return (_common.restore_reply, (self._code, self.lines, self._raw))
 
 
-_REPLY_TYPES: tuple[type, ...] = (Reply,)
-
-_REPLY_IMMUTABLE = "a Reply is immutable: __init__ cannot be called again on it"
-
-
-def _set_reply_types(types: tuple[type, ...]) -> None:
-    """Let replies of both implementations compare equal (set by the selector)."""
-    global _REPLY_TYPES
-    _REPLY_TYPES = types
-
-
-def _check_reply_args(
-    code: object, lines: Iterable[bytes | bytearray | memoryview]
-) -> tuple[int, tuple[bytes, ...]]:
-    if isinstance(code, bool) or not isinstance(code, int):
-        raise TypeError(f"reply code must be an int, not {type(code).__name__}")
-    if not 0 <= code <= 999:
-        raise ValueError(f"reply code must have three digits (0-999), got {code}")
-    if isinstance(lines, (bytes, bytearray, memoryview, str)):
-        raise TypeError("lines must be an iterable of bytes, not a single string")
-    checked = []
-    for index, line in enumerate(lines):
-        if not isinstance(line, (bytes, bytearray, memoryview)):
-            raise TypeError(f"line {index} must be bytes, not {type(line).__name__}")
-        line = bytes(line)
-        if b"\n" in line:
-            raise ValueError(f"line {index} contains a line feed: {line[:80]!r}")
-        checked.append(line)
-    if not checked:
-        raise ValueError("a reply has at least one line (use b'' for a bare code)")
-    return code, tuple(checked)
+_common.register_reply_type(Reply)
 
 
 def _split_lines(raw: bytes) -> tuple[bytes, ...]:
@@ -261,20 +242,6 @@ def _split_lines(raw: bytes) -> tuple[bytes, ...]:
             line = line[:-1]
         texts.append(line[4:])  # b"" for a bare code
     return tuple(texts)
-
-
-def _canonical(code: int, lines: tuple[bytes, ...]) -> bytes:
-    prefix = b"%03d" % code
-    last = len(lines) - 1
-    out = []
-    for index, text in enumerate(lines):
-        if index < last:
-            out.append(prefix + b"-" + text + b"\r\n")
-        elif text:
-            out.append(prefix + b" " + text + b"\r\n")
-        else:
-            out.append(prefix + b"\r\n")
-    return b"".join(out)
 
 
 class ReplyParser:
@@ -329,8 +296,8 @@ class ReplyParser:
         max_reply_lines: int = DEFAULT_MAX_REPLY_LINES,
         strict: bool = False,
     ) -> None:
-        max_line = _check_limit("max_line_length", max_line_length, 4)
-        max_lines = _check_limit("max_reply_lines", max_reply_lines, 1)
+        max_line = check_limit("max_line_length", max_line_length, 4)
+        max_lines = check_limit("max_reply_lines", max_reply_lines, 1)
         strict = bool(strict)
         lock: threading.Lock
         try:
@@ -437,7 +404,7 @@ class ReplyParser:
         size = data.nbytes if isinstance(data, memoryview) else len(data)
         # A reply has at least 4 bytes ("250\n"): this feed completes at most
         # this many, and needs no more of the log.
-        _, window = _log_window(table, commands, start, (self.buffered + size) // 4)
+        _, window = log_window(table, commands, start, (self.buffered + size) // 4)
         replies = self.feed(data)
         logged = len(window)
         allows = table.allows
@@ -454,13 +421,13 @@ class ReplyParser:
             self._close()
 
     def __reduce__(self) -> Any:
-        raise TypeError(_NO_COPY)
+        raise TypeError(_common.NO_COPY)
 
     def __copy__(self) -> Any:
-        raise TypeError(_NO_COPY)
+        raise TypeError(_common.NO_COPY)
 
     def __deepcopy__(self, memo: Any) -> Any:
-        raise TypeError(_NO_COPY)
+        raise TypeError(_common.NO_COPY)
 
     def _close(self) -> None:
         if self._error is not None:
@@ -470,11 +437,11 @@ class ReplyParser:
             fed_until = self._offset + buffered
             try:
                 self._fail(
-                    IncompleteReply,
-                    f"stream ended inside a reply ({buffered} bytes buffered)",
+                    INCOMPLETE,
                     self._reply_start,
                     _first_line(self._buf, self._reply_start),
                     [],
+                    buffered=buffered,
                 )
             finally:
                 self._buf = bytearray()
@@ -485,25 +452,24 @@ class ReplyParser:
 
     def _stopped(self) -> ReplyError:
         assert self._error is not None
-        cls, reason, offset, line = self._error
-        return cls(
-            f"parser stopped by an earlier error ({reason}); call reset()",
-            offset=offset,
-            line=line,
-        )
+        return _common.stopped_error(*self._error)
 
     def _fail(
         self,
-        cls: type[ReplyError],
-        reason: str,
+        kind: int,
         start: int,
         line: bytes | bytearray,
         replies: list[Any],
+        **fields: int,
     ) -> None:
+        """Stop with the error of ``kind`` (see ``_common.WIRE_ERRORS``) for
+        ``line``, which starts at ``start`` in the buffer."""
         # No local name for the exception: its traceback holds this frame,
         # and a frame that held the exception would be a reference cycle
         # keeping the refused bytes alive until the cyclic GC ran.
-        raise self._stop(cls(reason, offset=self._offset + start, line=bytes(line), replies=replies))
+        raise self._stop(
+            wire_error(kind, self._offset + start, bytes(line), replies, **fields)
+        )
 
     def _stop(self, error: ReplyError) -> ReplyError:
         """Remember what stopped the parser (not the exception itself, which
@@ -578,11 +544,11 @@ class ReplyParser:
                 if self._scan - line_start >= max_line:
                     # Whatever comes next, this line cannot end within the limit.
                     self._fail(
-                        LineTooLong,
-                        f"line longer than max_line_length={max_line} bytes",
+                        TOO_LONG,
                         line_start,
                         buf[line_start : line_start + max_line],
                         replies,
+                        max_line=max_line,
                     )
                 break
             self._line_start = self._scan = end + 1
@@ -614,28 +580,17 @@ class ReplyParser:
         is the last line of its reply."""
         max_line = self._max_line_length
         if lf + 1 - start > max_line:
-            self._fail(
-                LineTooLong,
-                f"line longer than max_line_length={max_line} bytes",
-                start,
-                buf[start : start + max_line],
-                replies,
-            )
+            self._fail(TOO_LONG, start, buf[start : start + max_line], replies, max_line=max_line)
+        line = buf[start : lf + 1]
         end = lf
         if end > start and buf[end - 1] == _CR:
             end -= 1
         elif self._strict:
-            self._fail(
-                MalformedReply, "line ends with a bare LF (strict mode needs CRLF)",
-                start, buf[start : lf + 1], replies,
-            )
+            self._fail(BARE_LF, start, line, replies)
         size = end - start
         digits = buf[start : start + 3]
         if size < 3 or not _DIGITS.issuperset(digits):
-            self._fail(
-                MalformedReply, "line does not start with a three-digit reply code",
-                start, buf[start : lf + 1], replies,
-            )
+            self._fail(NO_CODE, start, line, replies)
         if size == 3:
             last = True
         else:
@@ -645,45 +600,21 @@ class ReplyParser:
             elif separator == 0x20:  # " "
                 last = True
             else:
-                self._fail(
-                    MalformedReply,
-                    "reply code is followed by neither '-', ' ' nor the line end",
-                    start, buf[start : lf + 1], replies,
-                )
+                self._fail(SEPARATOR, start, line, replies)
         if self._strict:
-            if (
-                digits[0] not in _STRICT_FIRST
-                or digits[1] not in _STRICT_SECOND
-            ):
-                self._fail(
-                    MalformedReply,
-                    f"reply code {digits.decode()} is outside the RFC 5321 range "
-                    "(first digit 2-5, second 0-5)",
-                    start, buf[start : lf + 1], replies,
-                )
+            if digits[0] not in _STRICT_FIRST or digits[1] not in _STRICT_SECOND:
+                self._fail(STRICT_RANGE, start, line, replies)
         elif digits[0] not in _LENIENT_FIRST:
-            self._fail(
-                MalformedReply,
-                f"reply code {digits.decode()} does not start with a digit 1-5",
-                start, buf[start : lf + 1], replies,
-            )
+            self._fail(RANGE, start, line, replies)
         code = int(digits)
         if self._first_code < 0:
             self._first_code = code
         elif self._strict and code != self._first_code:
-            self._fail(
-                InconsistentReply,
-                f"line has code {code} but the reply started with {self._first_code}",
-                start, buf[start : lf + 1], replies,
-            )
+            self._fail(INCONSISTENT, start, line, replies, first_code=self._first_code)
         texts = self._texts
         texts.append(bytes(buf[start + 4 : end]) if size > 3 else b"")
         if not last and len(texts) >= self._max_reply_lines:
-            self._fail(
-                TooManyLines,
-                f"reply continues past max_reply_lines={self._max_reply_lines} lines",
-                start, buf[start : lf + 1], replies,
-            )
+            self._fail(TOO_MANY, start, line, replies, max_lines=self._max_reply_lines)
         self._last_code = code
         return last
 
@@ -704,20 +635,25 @@ def _reply_from_match(match: tuple[bytes, bytes, bytes], _new: Any = object.__ne
 # line-by-line path.
 _MAX_REPEAT = 65535
 
+#: A "fast path" that takes nothing: every byte goes through ``_line``.
+_LINE_BY_LINE: Callable[[bytes], list[Any]] = re.compile(rb"()()((?s:.+))").findall
+
 
 @functools.lru_cache(maxsize=32)
 def _fast_path(max_line: int, max_lines: int, strict: bool) -> Callable[[bytes], list[Any]]:
-    """A pattern that cuts a run of complete, well-formed replies at the start
-    of a chunk into ``(raw, code, b"")`` matches (``code`` is the last line's),
-    followed by one ``(b"", b"", rest)`` match for whatever follows the run.
+    """The accelerator: a pattern that cuts a run of complete, well-formed
+    replies at the start of a chunk into ``(raw, code, b"")`` matches (``code``
+    is the last line's), followed by one ``(b"", b"", rest)`` match for
+    whatever follows the run.
 
     The pattern encodes the wire rules and the limits: it accepts nothing
-    the line-by-line check would refuse.  It may stop earlier (on limits
-    above what it counts, say); the line-by-line path then takes over.
+    the line-by-line check (``ReplyParser._line``, the specification) would
+    refuse.  It may stop earlier (on limits above what it counts, say); the
+    line-by-line path then takes over.
     """
     if max_line < 6:
         # Too short for the patterns below to be exact: all line by line.
-        return re.compile(rb"()()((?s:.+))").findall
+        return _LINE_BY_LINE
     more = min(max_lines - 1, _MAX_REPEAT)
     if strict:
         # CRLF only, codes 200-559 per the ABNF, the same code on every line.
@@ -738,103 +674,7 @@ def _fast_path(max_line: int, max_lines: int, strict: bool) -> Callable[[bytes],
 
 def _check_data(data: object) -> None:
     if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise TypeError(
-            f"feed() takes bytes, bytearray or memoryview, not {type(data).__name__}"
-        )
-
-
-def _check_log_args(table: Any, commands: object, start: object) -> int:
-    """Check the arguments of ``feed_checked()`` other than the data (in the
-    order both implementations check them); return how many commands
-    ``table`` knows."""
-    try:
-        known = len(table.masks)  # a table of either implementation
-    except AttributeError:
-        raise TypeError(f"table must be a ReplyTable, not {type(table).__name__}") from None
-    if isinstance(commands, str) or not isinstance(commands, Sequence):
-        raise TypeError(
-            "commands must be a sequence of command numbers (a bytearray, say), "
-            f"not {type(commands).__name__}"
-        )
-    if isinstance(commands, memoryview) and commands.ndim != 1:
-        raise TypeError(
-            "commands must be a one-dimensional sequence of command numbers, "
-            f"not a {commands.ndim}-dimensional memoryview"
-        )
-    if isinstance(start, bool) or not isinstance(start, int):
-        raise TypeError(f"start must be an int, not {type(start).__name__}")
-    if start < 0:
-        raise ValueError(f"start must not be negative, got {start}")
-    return known
-
-
-def _not_a_command(index: int, item: object, known: int) -> ValueError:
-    return ValueError(
-        f"commands[{index}] is {item!r}, not a command number of this table (0-{known - 1})"
-    )
-
-
-def _log_ended(index: int, size: int) -> ValueError:
-    return ValueError(
-        f"commands[{index}] raised IndexError, but len(commands) is {size}: the log "
-        "changed while it was read, or its len() is wrong"
-    )
-
-
-def _log_window(
-    table: Any, commands: Sequence[int], start: int, most: int
-) -> tuple[int, Sequence[int]]:
-    """The part of the command log a ``feed_checked()`` completing at most
-    ``most`` replies may use, ``commands[start:start + most]``, read once and
-    checked; return how many commands ``table`` knows, and that window.
-
-    The window is built from what the log gives, item by item, never from
-    what its ``len()`` promises: replies past its end answer no command.  A
-    ``bytes`` or ``bytearray`` log is sliced (its items are its bytes)."""
-    known = _check_log_args(table, commands, start)
-    if type(commands) is bytes or type(commands) is bytearray:
-        window = bytes(commands[start : start + most])
-        found = _not_below(known).search(window)
-        if found is not None:
-            index = found.start()
-            raise _not_a_command(start + index, window[index], known)
-        return known, window
-    size = len(commands)
-    items = []
-    for index in range(start, min(size, start + most)):
-        try:
-            item = commands[index]
-        except IndexError:
-            raise _log_ended(index, size) from None
-        if isinstance(item, bool) or not isinstance(item, int) or not 0 <= item < known:
-            raise _not_a_command(index, item, known)
-        items.append(item)
-    return known, items
-
-
-@functools.lru_cache(maxsize=8)
-def _not_below(known: int) -> re.Pattern[bytes]:
-    """A pattern for a byte that is no command number below ``known``."""
-    if known == 0:
-        return re.compile(rb"[\s\S]")
-    return re.compile(rb"[^\x00-" + re.escape(bytes([min(known, 256) - 1])) + rb"]")
-
-
-def _check_limit(name: str, value: object, minimum: int) -> int:
-    """A limit as both implementations keep it: at least ``minimum``, and
-    at most ``sys.maxsize`` (a bigger one is taken as that: no buffer can
-    hold more bytes or lines)."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be at least {minimum}, got {value}")
-    return min(value, sys.maxsize)
-
-
-_NO_COPY = (
-    "a ReplyParser cannot be pickled or copied: it holds the state of one stream "
-    "(make a new one with the same options)"
-)
+        raise _common.data_type_error(data)
 
 
 def _first_line(buf: bytearray, start: int) -> bytes:
@@ -843,10 +683,6 @@ def _first_line(buf: bytearray, start: int) -> bytes:
 
 
 # -- the command x code bitmask engine ------------------------------------
-
-#: Codes a mask can hold: bit ``code`` for every code 0 to 999.
-MASK_CODES = 1000
-
 
 class CodeMasks:
     """The bitmask engine under :class:`fastreply.tables.ReplyTable`: one
@@ -862,14 +698,8 @@ class CodeMasks:
 
     def _set_masks(self, masks: Iterable[int]) -> None:
         if self._masks:
-            raise TypeError("the masks of a table are set once, when it is built")
-        values = tuple(masks)
-        for mask in values:
-            if isinstance(mask, bool) or not isinstance(mask, int):
-                raise TypeError(f"a mask must be an int, not {type(mask).__name__}")
-            if mask < 0 or mask >> MASK_CODES:
-                raise ValueError(f"a mask holds bits 0 to {MASK_CODES - 1} only")
-        self._masks = values
+            raise TypeError(_common.MASKS_SET_ONCE)
+        self._masks = _common.check_masks(masks)
 
     @property
     def masks(self) -> tuple[int, ...]:
@@ -885,11 +715,11 @@ class CodeMasks:
         and one outside 0-999 is allowed by no command."""
         masks = self._masks
         if isinstance(command, bool) or not isinstance(command, int):
-            raise TypeError(f"a command number must be an int, not {type(command).__name__}")
+            raise _common.command_type_error(command)
         if not 0 <= command < len(masks):
-            raise ValueError(f"no command number {command} in this table")
+            raise _common.no_command(command)
         if isinstance(code, bool) or not isinstance(code, int):
-            raise TypeError(f"a reply code must be an int, not {type(code).__name__}")
+            raise _common.code_type_error(code)
         return 0 <= code < MASK_CODES and bool(masks[command] >> code & 1)
 
     def check_all(self, commands: Iterable[int], replies: Iterable[Any]) -> list[bool]:
@@ -897,27 +727,16 @@ class CodeMasks:
         may be a :class:`Reply` or a code.  Both must be equally long."""
         commands = list(commands)
         replies = list(replies)
-        if len(commands) != len(replies):
-            raise ValueError(
-                f"check_all() needs one command per reply, got {len(commands)} "
-                f"commands and {len(replies)} replies"
-            )
+        _common.check_all_lengths(len(commands), len(replies))
         return [self.allows(command, _reply_code(reply)) for command, reply in zip(commands, replies)]
 
     def unexpected(self, commands: Sequence[int], replies: Iterable[Any], start: int = 0) -> list[int]:
         """The positions in ``replies`` whose code ``commands`` does not
         allow, pairing ``replies[i]`` with ``commands[start + i]`` (a running
         command log and the replies of one read).  Empty when all is well."""
-        if isinstance(start, bool) or not isinstance(start, int):
-            raise TypeError(f"start must be an int, not {type(start).__name__}")
-        if start < 0:
-            raise ValueError(f"start must not be negative, got {start}")
+        _common.check_start(start)
         replies = list(replies)
-        if start + len(replies) > len(commands):
-            raise ValueError(
-                f"unexpected() needs a command for every reply: {len(replies)} replies "
-                f"from position {start}, {len(commands)} commands"
-            )
+        _common.check_unexpected_lengths(len(replies), start, len(commands))
         return [
             i
             for i, reply in enumerate(replies)
@@ -932,7 +751,5 @@ def _reply_code(reply: Any) -> Any:
     try:
         return reply.code
     except AttributeError:
-        raise TypeError(
-            f"a reply must be a Reply or an int code, not {type(reply).__name__}"
-        ) from None
+        raise _common.reply_type_error(reply) from None
 

@@ -53,7 +53,8 @@ import weakref
 from collections import OrderedDict, deque
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Sequence, cast
 
-from ._parser import Reply, ReplyParser
+from ._common import READ_SIZE
+from ._parser import ParserFactory, Reply, ReplyParser
 from ._transaction import (
     Exchange,
     Item,
@@ -76,7 +77,6 @@ if TYPE_CHECKING:
 __all__ = [
     "ReplyReader",
     "read_reply",
-    "reply_reader",
     "ReplyQueue",
     "ReplyProtocol",
     "ConnectionClosed",
@@ -88,9 +88,6 @@ __all__ = [
     "SMTPTimeoutError",
     "AUTH_MECHANISMS",
 ]
-
-#: How many bytes one read from a StreamReader asks for.
-READ_SIZE = 64 * 1024
 
 #: Parsed replies a :class:`ReplyQueue` holds before it pauses reading.
 DEFAULT_MAX_PENDING = 10_000
@@ -143,14 +140,6 @@ def _fresh(error: BaseException) -> BaseException:
     return twin.with_traceback(None)
 
 
-def _new_parser(parser: ReplyParser | None, options: dict[str, Any]) -> ReplyParser:
-    if parser is not None:
-        if options:
-            raise TypeError("give either a parser or parser options, not both")
-        return parser
-    return ReplyParser(**options)
-
-
 # -- streams -----------------------------------------------------------------------
 
 
@@ -158,16 +147,22 @@ class _StreamState:
     """What a StreamReader's replies need between calls (no reference to
     the StreamReader itself, so a registry can hold it weakly)."""
 
-    __slots__ = ("parser", "ready", "error", "lock", "inside", "__weakref__")
+    __slots__ = ("factory", "parser", "ready", "error", "lock", "inside", "__weakref__")
 
-    def __init__(self, parser: ReplyParser) -> None:
-        self.parser = parser
+    def __init__(self, factory: ParserFactory) -> None:
+        self.factory = factory  # what made the parser (a later caller may name it again)
+        self.parser = factory()
         self.ready: deque[Reply] = deque()
         self.error: BaseException | None = None
         self.lock = asyncio.Lock()  # one caller reads the stream at a time, in turn
         self.inside = 0  # callers holding or waiting for the lock
 
 
+#: The state of each StreamReader that replies were read from, for as long as
+#: the StreamReader lives.  Module-wide on purpose: read_reply(reader) is a
+#: plain function, and every ReplyReader of one StreamReader must share one
+#: parser and what it read ahead (two parsers would split a reply between
+#: them).  An asyncio StreamReader has no room of its own for it.
 _states: weakref.WeakKeyDictionary[asyncio.StreamReader, _StreamState] = weakref.WeakKeyDictionary()
 
 
@@ -178,9 +173,11 @@ class ReplyReader:
     bytes; replies and bytes read beyond the current reply stay for the
     next call.  There is one state per ``StreamReader``: every
     ``ReplyReader`` of the same reader, and :func:`read_reply`, share it.
-    The parser (or the options to make one: ``max_line_length``,
-    ``max_reply_lines``, ``strict``) can be chosen only when the state is
-    made, by the first of them.
+    ``parser`` makes the parser (called with no arguments: a class such as
+    :class:`~fastreply.ReplyParser`, the default, or
+    ``functools.partial(ReplyParser, max_line_length=1024)``); it can be
+    chosen only when the state is made, by the first of them (a later one
+    may name the same factory, or none).
 
     Calls are served in order: tasks awaiting :meth:`read_reply` (or
     :meth:`read_replies`) at the same time get consecutive replies, first
@@ -192,18 +189,17 @@ class ReplyReader:
     def __init__(
         self,
         reader: asyncio.StreamReader,
-        parser: ReplyParser | None = None,
+        parser: ParserFactory | None = None,
         *,
         read_size: int = READ_SIZE,
-        **parser_options: Any,
     ) -> None:
         if read_size < 1:
             raise ValueError(f"read_size must be at least 1, got {read_size}")
         state = _states.get(reader)
         if state is None:
-            state = _StreamState(_new_parser(parser, parser_options))
+            state = _StreamState(ReplyParser if parser is None else parser)
             _states[reader] = state
-        elif (parser is not None and parser is not state.parser) or parser_options:
+        elif parser is not None and parser is not state.factory:
             raise ValueError(
                 "this StreamReader is already read by a ReplyReader with its own parser; "
                 "a second parser would split the stream"
@@ -358,19 +354,14 @@ class ReplyReader:
         self.discard()
 
 
-def reply_reader(reader: asyncio.StreamReader, parser: ReplyParser | None = None) -> ReplyReader:
-    """The :class:`ReplyReader` of ``reader`` (its state is made on first use,
-    with ``parser`` if given)."""
-    return ReplyReader(reader, parser)
-
-
-async def read_reply(reader: asyncio.StreamReader, parser: ReplyParser | None = None) -> Reply:
+async def read_reply(reader: asyncio.StreamReader, parser: ParserFactory | None = None) -> Reply:
     """Read the next SMTP reply from ``reader``.
 
     Bytes and replies read ahead are kept for the next call on the same
-    reader (the state lives as long as the reader does).  ``parser`` picks
-    the parser on the first call for a reader; later calls may pass the
-    same parser or none.  See :meth:`ReplyReader.read_reply` for the errors.
+    reader (the state lives as long as the reader does).  ``parser`` makes
+    the parser on the first call for a reader (as for :class:`ReplyReader`);
+    later calls may name the same factory or none.  See
+    :meth:`ReplyReader.read_reply` for the errors.
     """
     return await ReplyReader(reader, parser).read_reply()
 
@@ -401,18 +392,20 @@ class ReplyQueue:
       a reply), after the replies that were complete.
     * More than ``max_pending`` replies waiting for callers pause reading on
       the transport, until half of them are taken.
+
+    ``parser`` makes the parser (called with no arguments; default
+    :class:`~fastreply.ReplyParser`).
     """
 
     def __init__(
         self,
-        parser: ReplyParser | None = None,
+        parser: ParserFactory = ReplyParser,
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
-        **parser_options: Any,
     ) -> None:
         if max_pending < 1:
             raise ValueError(f"max_pending must be at least 1, got {max_pending}")
-        self._parser = _new_parser(parser, parser_options)
+        self._parser = parser()
         self._replies: deque[Reply] = deque()
         # The callers waiting, in order: a token per caller and the future it
         # awaits (replaced when it must wait again).  An OrderedDict is a
@@ -593,18 +586,16 @@ class ReplyProtocol(asyncio.Protocol):
         proto.write(b"MAIL FROM:<a@example.org>\\r\\nRCPT TO:<b@example.net>\\r\\nDATA\\r\\n")
         mail, rcpt, data = [await proto.next_reply() for _ in range(3)]   # pipelined
 
-    ``parser`` or ``parser_options`` (``max_line_length``,
-    ``max_reply_lines``, ``strict``) and ``max_pending`` go to the queue.
+    ``parser`` (what makes the parser) and ``max_pending`` go to the queue.
     """
 
     def __init__(
         self,
-        parser: ReplyParser | None = None,
+        parser: ParserFactory = ReplyParser,
         *,
         max_pending: int = DEFAULT_MAX_PENDING,
-        **parser_options: Any,
     ) -> None:
-        self.replies = ReplyQueue(parser, max_pending=max_pending, **parser_options)
+        self.replies = ReplyQueue(parser, max_pending=max_pending)
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -926,8 +917,9 @@ class SMTP:
             RCPT show that someone takes it).
         lmtp: speak LMTP (LHLO; one reply per recipient at the end of data).
         max_pending: messages queued or in flight on the connection at once.
-        parser: makes the connection's parser (default:
-            :class:`fastreply.ReplyParser`, with its default limits).
+        parser: makes the connection's parser, called with no arguments
+            (default: :class:`fastreply.ReplyParser`, with its default
+            limits; ``functools.partial(ReplyParser, strict=True)``, say).
         table: the table every reply is checked against.
     """
 
@@ -949,7 +941,7 @@ class SMTP:
         chunking: bool = True,
         lmtp: bool = False,
         max_pending: int = 256,
-        parser: Callable[[], ReplyParser] = ReplyParser,
+        parser: ParserFactory = ReplyParser,
         table: ReplyTable = DEFAULT_TABLE,
     ) -> None:
         if timeout is not None and not timeout > 0:

@@ -110,7 +110,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, NamedTuple, Sequence
 
-from ._classify_py import _reply_class
+from ._common import reply_class
 from ._compat import NO_EXTENSIONS
 from .commands import Command
 
@@ -731,7 +731,7 @@ def _classes_of(codes: tuple[tuple[int, int], ...]) -> tuple[int, ...]:
     if not codes:
         return (0, 1, 2, 3)
     return tuple(sorted({k for lo, hi in codes
-                         for k in range(_reply_class(lo), _reply_class(hi) + 1)}))
+                         for k in range(reply_class(lo), reply_class(hi) + 1)}))
 
 
 def _actions_of(rule: Rule) -> tuple[int, int, int, int]:

@@ -15,16 +15,13 @@ from typing import IO, TYPE_CHECKING, Callable, Sequence
 
 from . import IMPLEMENTATION, __version__
 from ._parser import ReplyParser
-from ._parser_py import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES
+from ._common import DEFAULT_MAX_LINE_LENGTH, DEFAULT_MAX_REPLY_LINES, READ_SIZE
 from .errors import ReplyError
 
 if TYPE_CHECKING:
     from .tracker import ReplyTracker
 
 Runner = Callable[[argparse.Namespace], int]
-
-#: How many bytes ``parse`` reads from its input at a time.
-READ_SIZE = 64 * 1024
 
 
 class _NoInput(Exception):
@@ -315,68 +312,20 @@ def _run_table(args: argparse.Namespace) -> int:
 
 
 def _add_bench(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    from . import bench
-
+    # The options are the harness's (fastreply._bench, imported only when
+    # this command runs): main() hands it everything after "bench".
     p = subparsers.add_parser(
         "bench",
         help="benchmark fastreply against smtplib (and aiosmtplib) on generated replies",
-        description=(
-            "Parse the same generated reply streams (mix, single, ehlo, long) with "
-            "fastreply's compiled and pure-Python parsers, smtplib.SMTP.getreply(), "
-            "aiosmtplib (when installed) and fastreply's smtplib drop-in, in rounds "
-            "that alternate the implementations; print median replies/s, MB/s, "
-            "ns per reply and the ratio to smtplib. Progress goes to stderr. "
-            "With --e2e: send mail end to end instead (see below)."
-        ),
+        add_help=False,
     )
-    bench.add_arguments(p)
-    _add_e2e_arguments(p)
-    p.set_defaults(run=_run_bench)
-
-
-def _add_e2e_arguments(p: argparse.ArgumentParser) -> None:
-    """``fastreply bench --e2e`` (fastreply._bench.e2e, imported only when it runs;
-    it checks these values itself).  --json, --plot and -q are shared."""
-    g = p.add_argument_group(
-        "end to end (--e2e)",
-        "Send mail to a real server instead: smtplib, fastreply.smtplib, aiosmtplib, "
-        "fastreply.aio.SMTPPool and Postfix's smtp-source, to Postfix's smtp-sink on "
-        "127.0.0.1 (started and stopped by the benchmark) or to --server; prints msg/s "
-        "and client CPU a message. Of the parsing options above only --json, --plot and "
-        "-q apply.",
-    )
-    g.add_argument("--e2e", action="store_true", help="run the end-to-end benchmark")
-    g.add_argument("--server", metavar="HOST:PORT",
-                   help="send to this server (it must accept every message) instead of "
-                   "starting smtp-sink; loopback only unless --allow-remote")
-    g.add_argument("--allow-remote", action="store_true",
-                   help="allow a --server that is not on loopback")
-    g.add_argument("--messages", default="10000", metavar="N",
-                   help="messages each client sends (default 10000)")
-    g.add_argument("--connections", default="100", metavar="C",
-                   help="connections of aiosmtplib, the pool and smtp-source (default 100; "
-                   "smtplib and the drop-in use one)")
-    g.add_argument("--e2e-rounds", default="3", metavar="N",
-                   help="rounds, each sending with every client once in rotating order; "
-                   "medians are reported (default 3)")
-    g.add_argument("--latency", nargs="?", const="1,10,50", metavar="MS,...",
-                   help="also run each client on one connection through a delaying proxy "
-                   "adding these round trips (default 1,10,50)")
-    g.add_argument("--latency-messages", metavar="N",
-                   help="messages a client sends at each round trip (default: 500 / round "
-                   "trip in ms, 10 to 500)")
-    g.add_argument("--clients", metavar="LIST",
-                   help="comma-separated subset of stdlib, dropin, aiosmtplib, pool, smtp-source")
+    p.set_defaults(run=_run_bench, takes_rest=True)
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    if args.e2e:
-        from ._bench import e2e
+    from ._bench import main
 
-        return e2e.run_cli(args)
-    from . import bench
-
-    return bench.run_cli(args)
+    return main(args.rest)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -399,7 +348,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "takes_rest", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest
     run: Runner | None = getattr(args, "run", None)
     if run is None:
         parser.print_help(sys.stderr)

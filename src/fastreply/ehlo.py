@@ -48,7 +48,7 @@ import re
 from types import MappingProxyType
 from typing import Any, Iterable, Mapping, Protocol, TypeAlias, Union
 
-from ._parser_py import _check_reply_args
+from ._common import check_reply_args
 
 __all__ = ["EhloInfo", "parse_ehlo"]
 
@@ -100,7 +100,7 @@ class EhloInfo:
 
     def __init__(self, lines: Iterable[bytes | bytearray | memoryview]) -> None:
         # The checks of Reply(250, lines): bytes-like lines, no line feed, at least one.
-        self._lines = _check_reply_args(250, lines)[1]
+        self._lines = check_reply_args(250, lines)[1]
         first = _FIRST_LINE.match(self._lines[0].strip())
         assert first is not None  # the pattern matches any line
         self._domain = _decode(first.group(1))

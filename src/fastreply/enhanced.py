@@ -46,6 +46,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+from dataclasses import dataclass, field
 from importlib import resources
 from types import MappingProxyType
 from typing import Any, Mapping, NamedTuple
@@ -125,6 +126,7 @@ def _registry() -> _Registry:
     )
 
 
+@dataclass(frozen=True, order=True, repr=False)
 class EnhancedStatus:
     """An RFC 3463 status code such as ``5.1.1``, and the reply code it came with.
 
@@ -142,27 +144,27 @@ class EnhancedStatus:
         reply_code: the reply code the status came with, if any.
     """
 
-    __slots__ = ("_class", "_subject", "_detail", "_reply_code")
+    #: 2 (success), 4 (persistent transient failure) or 5 (permanent failure).
+    class_: int
+    #: What the status is about: 1 addressing, 2 mailbox, 3 mail system,
+    #: 4 network and routing, 5 mail delivery protocol, 6 message content,
+    #: 7 security or policy (0 other).
+    subject: int
+    #: The precise condition, within the subject.
+    detail: int
+    #: The reply code the status came with (None when made without one).
+    reply_code: int | None = field(default=None, compare=False)
 
-    _class: int
-    _subject: int
-    _detail: int
-    _reply_code: int | None
-
-    def __init__(
-        self, class_: int, subject: int, detail: int, reply_code: int | None = None
-    ) -> None:
-        if _not_int(class_) or class_ not in _CLASSES:
-            raise ValueError(f"status class must be 2, 4 or 5, got {class_!r}")
-        for name, value in (("subject", subject), ("detail", detail)):
+    def __post_init__(self) -> None:
+        if _not_int(self.class_) or self.class_ not in _CLASSES:
+            raise ValueError(f"status class must be 2, 4 or 5, got {self.class_!r}")
+        for name, value in (("subject", self.subject), ("detail", self.detail)):
             if _not_int(value) or not 0 <= value <= 999:
                 raise ValueError(f"status {name} must be an int 0-999, got {value!r}")
-        if reply_code is not None and _not_int(reply_code):
-            raise TypeError(f"reply_code must be an int or None, not {type(reply_code).__name__}")
-        self._class = class_
-        self._subject = subject
-        self._detail = detail
-        self._reply_code = reply_code
+        if self.reply_code is not None and _not_int(self.reply_code):
+            raise TypeError(
+                f"reply_code must be an int or None, not {type(self.reply_code).__name__}"
+            )
 
     @classmethod
     def from_string(
@@ -177,53 +179,29 @@ class EnhancedStatus:
         class_, subject, detail = match.groups()
         return cls(int(class_), int(subject), int(detail), reply_code)
 
-    # -- the numbers ------------------------------------------------------
-
-    @property
-    def class_(self) -> int:
-        """2 (success), 4 (persistent transient failure) or 5 (permanent failure)."""
-        return self._class
-
-    @property
-    def subject(self) -> int:
-        """What the status is about: 1 addressing, 2 mailbox, 3 mail system,
-        4 network and routing, 5 mail delivery protocol, 6 message content,
-        7 security or policy (0 other)."""
-        return self._subject
-
-    @property
-    def detail(self) -> int:
-        """The precise condition, within the subject."""
-        return self._detail
-
-    @property
-    def reply_code(self) -> int | None:
-        """The reply code the status came with (None when made without one)."""
-        return self._reply_code
-
     @property
     def matches_code(self) -> bool:
         """False when the class disagrees with the first digit of the reply
         code (``454 5.5.1``), which RFC 2034 forbids but servers do send.
         True when they agree, or when there is no reply code."""
-        code = self._reply_code
-        return code is None or code // 100 == self._class
+        code = self.reply_code
+        return code is None or code // 100 == self.class_
 
     def as_tuple(self) -> tuple[int, int, int]:
         """``(class, subject, detail)``."""
-        return (self._class, self._subject, self._detail)
+        return (self.class_, self.subject, self.detail)
 
     # -- the registry -----------------------------------------------------
 
     @property
     def registry_code(self) -> str:
         """The code in the registry's form, any class: ``"X.1.1"``."""
-        return f"X.{self._subject}.{self._detail}"
+        return f"X.{self.subject}.{self.detail}"
 
     @property
     def entry(self) -> RegistryEntry | None:
         """The registry's entry for ``X.subject.detail``; None when unregistered."""
-        return _registry().by_numbers.get((self._subject, self._detail))
+        return _registry().by_numbers.get((self.subject, self.detail))
 
     @property
     def title(self) -> str | None:
@@ -241,67 +219,29 @@ class EnhancedStatus:
     @property
     def class_title(self) -> str:
         """What the class means: ``"Permanent Failure"`` for 5."""
-        return _registry().classes[self._class]
+        return _registry().classes[self.class_]
 
     @property
     def subject_title(self) -> str | None:
         """What the subject means (``"Addressing Status"`` for 1); None for a
         subject the registry does not define."""
-        return _registry().subjects.get(self._subject)
+        return _registry().subjects.get(self.subject)
 
     # -- value behaviour --------------------------------------------------
 
     def __str__(self) -> str:
-        return f"{self._class}.{self._subject}.{self._detail}"
+        return f"{self.class_}.{self.subject}.{self.detail}"
 
     def __repr__(self) -> str:
-        code = "" if self._reply_code is None else f", reply_code={self._reply_code}"
-        return f"EnhancedStatus({self._class}, {self._subject}, {self._detail}{code})"
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, EnhancedStatus):
-            return NotImplemented
-        return self.as_tuple() == other.as_tuple()
-
-    def __hash__(self) -> int:
-        return hash(self.as_tuple())
-
-    def __lt__(self, other: EnhancedStatus) -> bool:
-        if not isinstance(other, EnhancedStatus):
-            return NotImplemented
-        return self.as_tuple() < other.as_tuple()
-
-    def __le__(self, other: EnhancedStatus) -> bool:
-        if not isinstance(other, EnhancedStatus):
-            return NotImplemented
-        return self.as_tuple() <= other.as_tuple()
-
-    def __gt__(self, other: EnhancedStatus) -> bool:
-        if not isinstance(other, EnhancedStatus):
-            return NotImplemented
-        return self.as_tuple() > other.as_tuple()
-
-    def __ge__(self, other: EnhancedStatus) -> bool:
-        if not isinstance(other, EnhancedStatus):
-            return NotImplemented
-        return self.as_tuple() >= other.as_tuple()
+        code = "" if self.reply_code is None else f", reply_code={self.reply_code}"
+        return f"EnhancedStatus({self.class_}, {self.subject}, {self.detail}{code})"
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (EnhancedStatus, (self._class, self._subject, self._detail, self._reply_code))
+        return (EnhancedStatus, (self.class_, self.subject, self.detail, self.reply_code))
 
 
 def _not_int(value: object) -> bool:
     return isinstance(value, bool) or not isinstance(value, int)
-
-
-def _new_status(class_: int, subject: int, detail: int, reply_code: int) -> EnhancedStatus:
-    """An EnhancedStatus from numbers already checked by the pattern."""
-    status: EnhancedStatus = object.__new__(EnhancedStatus)
-    status._class = class_
-    status._subject = subject
-    status._detail = detail
-    status._reply_code = reply_code
-    return status
 
 
 def parse_enhanced(
@@ -327,20 +267,8 @@ def parse_enhanced(
         match = _AT_START_BYTES.match(text)
     if match is None:
         return None
-    # Statuses are immutable: the same one serves every reply that has it.
-    key = (code, match.group())
-    status = _SEEN.get(key)
-    if status is None:
-        if len(_SEEN) >= _SEEN_MAX:
-            _SEEN.clear()
-        class_, subject, detail = match.groups()
-        status = _SEEN[key] = _new_status(int(class_), int(subject), int(detail), code)
-    return status
-
-
-#: Statuses already made, by (reply code, matched text); bounded.
-_SEEN: dict[tuple[int, str | bytes], EnhancedStatus] = {}
-_SEEN_MAX = 4096
+    class_, subject, detail = match.groups()
+    return EnhancedStatus(int(class_), int(subject), int(detail), code)
 
 
 def _registry_key(code: str | bytes | EnhancedStatus) -> tuple[int, int]:

@@ -60,7 +60,8 @@ from collections import deque
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Iterator, NoReturn, Sequence
 
-from ._parser import ReplyParser
+from ._common import READ_SIZE
+from ._parser import ParserFactory, ReplyParser
 from ._transaction import Transaction, TransactionEngine, quote_address
 from .errors import ReplyError
 
@@ -122,9 +123,6 @@ __all__ = [
     "OLDSTYLE_AUTH",
 ]
 
-#: How many bytes one read from the server asks for.
-READ_SIZE = 65536
-
 #: What the standard getreply() strips from each line's text.
 _STRIP = b" \t\r\n"
 
@@ -133,8 +131,8 @@ _STATE = "_fastreply_state"
 #: The attribute of an SMTP object that holds its sending engine.
 _ENGINE = "_fastreply_engine"
 
-#: Parser class for the standard classes while patched (None: ReplyParser).
-_patch_parser_class: type[ReplyParser] | None = None
+#: What makes the parser of the standard classes while patched (None: ReplyParser).
+_patch_parser: ParserFactory | None = None
 
 #: The standard method, put back by unpatch().
 _std_getreply: Callable[[_std.SMTP], tuple[int, bytes]] = _std.SMTP.getreply
@@ -192,7 +190,7 @@ class _ReplyReader:
         "view",
     )
 
-    def __init__(self, file: Any, parser_class: type[ReplyParser], maxline: int) -> None:
+    def __init__(self, file: Any, parser: ParserFactory, maxline: int) -> None:
         self.file = file
         read1 = getattr(file, "read1", None)
         if read1 is None:
@@ -223,7 +221,7 @@ class _ReplyReader:
         self.slow: io.BytesIO | None = None
         self.slow_size = 0
         if maxline >= _MIN_FAST_LINE:
-            self.parser = parser_class(max_line_length=maxline)
+            self.parser = parser(max_line_length=maxline)
         else:
             self.slow = io.BytesIO()  # line by line, for good
         self.eof = False  # an empty read seen by the fast path, not yet used
@@ -404,9 +402,12 @@ class _ReplyReader:
 
 
 def _reader(smtp: _std.SMTP, file: Any, old: _ReplyReader | None) -> _ReplyReader:
-    parser_class = getattr(smtp, "parser_class", None) or _patch_parser_class or ReplyParser
+    # An instance's own ``parser``, else its class's (read from the class: a
+    # function there is not bound to the instance), else patch()'s.
+    parser = (smtp.__dict__.get("parser") or getattr(type(smtp), "parser", None)
+              or _patch_parser or ReplyParser)
     maxline = _std._MAXLINE  # type: ignore[attr-defined]
-    state = _ReplyReader(file, parser_class, maxline)
+    state = _ReplyReader(file, parser, maxline)
     if old is not None and old.file is file:
         # Same connection, new limit (smtplib._MAXLINE was changed): keep
         # every byte read, and read it again with the new limit.
@@ -751,11 +752,13 @@ class SMTP(_std.SMTP):
     """:class:`smtplib.SMTP` reading replies with fastreply (see the module
     documentation).  Same constructor, methods and results."""
 
-    #: The parser class replies are parsed with (fastreply's compiled parser
-    #: when it is available).  Set it on a subclass or an instance to choose
-    #: another one, ``fastreply._parser.ReplyParserPy`` say; it takes effect
-    #: on the next connection.
-    parser_class: ClassVar[type[ReplyParser]] = ReplyParser
+    #: What makes the parser replies are parsed with: a class or any callable
+    #: returning a :class:`~fastreply.ReplyParser`, called with
+    #: ``max_line_length=smtplib._MAXLINE`` (default: ``fastreply.ReplyParser``,
+    #: the compiled parser when it is available).  Set it on a subclass or an
+    #: instance to choose another one, ``fastreply._parser.ReplyParserPy`` say;
+    #: it takes effect on the next connection.
+    parser: ClassVar[ParserFactory] = ReplyParser
 
     getreply = getreply
 
@@ -857,26 +860,26 @@ class LMTP(_std.LMTP, SMTP):
 # -- patching the standard classes -------------------------------------------
 
 
-def patch(parser_class: type[ReplyParser] | None = None) -> None:
+def patch(parser: ParserFactory | None = None) -> None:
     """Make the standard ``smtplib.SMTP`` (and so ``SMTP_SSL``, ``LMTP`` and
     every subclass that does not define its own ``getreply``) read replies
     with fastreply, for code that cannot change its imports.
 
     This replaces ``smtplib.SMTP.getreply`` for the whole process; call it
     before connections are opened (a connection that read replies ahead
-    with fastreply must keep using it).  ``parser_class`` chooses the
-    parser (default: :class:`fastreply.ReplyParser`).
+    with fastreply must keep using it).  ``parser`` makes the parser, as
+    :attr:`SMTP.parser` does (default: :class:`fastreply.ReplyParser`).
     """
-    global _patch_parser_class
-    _patch_parser_class = parser_class
+    global _patch_parser
+    _patch_parser = parser
     setattr(_std.SMTP, "getreply", getreply)
 
 
 def unpatch() -> None:
     """Give ``smtplib.SMTP`` its own ``getreply`` back."""
-    global _patch_parser_class
+    global _patch_parser
     setattr(_std.SMTP, "getreply", _std_getreply)
-    _patch_parser_class = None
+    _patch_parser = None
 
 
 def is_patched() -> bool:
@@ -885,12 +888,12 @@ def is_patched() -> bool:
 
 
 @contextmanager
-def patched(parser_class: type[ReplyParser] | None = None) -> Iterator[None]:
+def patched(parser: ParserFactory | None = None) -> Iterator[None]:
     """``with patched(): ...`` runs the block with :func:`patch` in effect,
     then restores the previous state (patched or not)."""
     was_patched = is_patched()
-    previous = _patch_parser_class
-    patch(parser_class)
+    previous = _patch_parser
+    patch(parser)
     try:
         yield
     finally:

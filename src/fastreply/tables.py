@@ -43,6 +43,7 @@ The named tables (:data:`TABLES`), each built from the package's
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Iterable, Iterator, Mapping, Union
 
@@ -98,6 +99,7 @@ def _code(value: object) -> int:
     return code
 
 
+@dataclass(frozen=True, repr=False)
 class Verdict:
     """What a table says about one reply to one command.
 
@@ -106,24 +108,14 @@ class Verdict:
     ``"out of range"`` (outside RFC 5321's grammar: first digit 2-5, second
     0-5).  Whatever the status, ``meaning`` is what the first digit says,
     which is how a client must act on a reply it does not know.  A verdict is
-    true when the code is expected.
+    true when the code is expected.  Verdicts are immutable values: equal
+    when all four fields are.
     """
-
-    __slots__ = ("command", "code", "expected", "table")
 
     command: Command
     code: int
     expected: bool
-    table: str
-
-    def __init__(self, command: Command, code: int, expected: bool, table: str = "") -> None:
-        object.__setattr__(self, "command", command)
-        object.__setattr__(self, "code", code)
-        object.__setattr__(self, "expected", expected)
-        object.__setattr__(self, "table", table)
-
-    def __setattr__(self, name: str, value: object) -> None:
-        raise AttributeError("a Verdict is immutable")
+    table: str = ""
 
     @property
     def in_range(self) -> bool:
@@ -144,19 +136,6 @@ class Verdict:
 
     def __bool__(self) -> bool:
         return self.expected
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Verdict):
-            return NotImplemented
-        return (self.command, self.code, self.expected, self.table) == (
-            other.command,
-            other.code,
-            other.expected,
-            other.table,
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.command, self.code, self.expected, self.table))
 
     def __repr__(self) -> str:
         return (
@@ -191,10 +170,11 @@ class ReplyTable(CodeMasks):
     _rows: tuple[frozenset[int], ...]
     name: str
 
-    def __init__(self, rows: Mapping[Any, Iterable[int]] = {}, *, name: str = "custom") -> None:
+    def __init__(self, rows: Mapping[Any, Iterable[int]] | None = None, *,
+                 name: str = "custom") -> None:
         super().__init__()
         sets: list[set[int]] = [set() for _ in Command]
-        for key, codes in rows.items():
+        for key, codes in (rows or {}).items():
             command = _command(key)
             if isinstance(codes, (str, bytes)) or not isinstance(codes, Iterable):
                 raise TypeError(
@@ -214,13 +194,6 @@ class ReplyTable(CodeMasks):
         self._rows = tuple(frozenset(codes) for codes in sets)
         self._set_masks(sum(1 << code for code in codes) for codes in sets)
         self.name = name
-        # Verdicts are immutable: one per (command, code) is made, then reused.
-        self._verdicts: dict[tuple[Command, int], Verdict] = {}
-
-    @classmethod
-    def from_mapping(cls, rows: Mapping[Any, Iterable[int]], *, name: str = "custom") -> ReplyTable:
-        """The same as the constructor; reads well next to :meth:`extend`."""
-        return cls(rows, name=name)
 
     def codes(self, command: CommandKey) -> frozenset[int]:
         """The codes ``command`` may get."""
@@ -235,13 +208,7 @@ class ReplyTable(CodeMasks):
         answer to ``command``."""
         command = _command(command)
         code = _code(reply)
-        key = (command, code)
-        verdict = self._verdicts.get(key)
-        if verdict is None or verdict.table != self.name:
-            verdict = Verdict(command, code, self.allows(command, code), self.name)
-            if 0 <= code <= 999:  # at most one per command and code: bounded
-                self._verdicts[key] = verdict
-        return verdict
+        return Verdict(command, code, self.allows(command, code), self.name)
 
     def extend(self, rows: Mapping[Any, Iterable[int]], *, name: str | None = None) -> ReplyTable:
         """A new table with these codes added to these commands, named

@@ -38,7 +38,7 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Any, Iterable, NamedTuple
 
-from ._parser import Reply, ReplyParser
+from ._parser import ParserFactory, Reply, ReplyParser
 from .commands import Command
 from .tables import DEFAULT_TABLE, ReplyTable, Verdict
 
@@ -102,8 +102,9 @@ class ReplyTracker:
     ``table`` judges every reply (default: :data:`fastreply.tables.MODERN`);
     ``lmtp`` selects LMTP's one-reply-per-recipient rule; ``greeting`` says
     whether the server's greeting is still to come (True for a connection
-    just opened).  Parser options (``max_line_length``, ``strict``, ...) go
-    to the :class:`~fastreply.ReplyParser` that :meth:`feed` uses.
+    just opened).  ``parser`` makes the parser :meth:`feed` uses, called
+    with no arguments (default :class:`~fastreply.ReplyParser`;
+    ``functools.partial(ReplyParser, strict=True)``, say).
     """
 
     def __init__(
@@ -112,13 +113,13 @@ class ReplyTracker:
         *,
         lmtp: bool = False,
         greeting: bool = True,
-        **parser_options: Any,
+        parser: ParserFactory = ReplyParser,
     ) -> None:
         if not isinstance(table, ReplyTable):
             raise TypeError(f"table must be a ReplyTable, not {type(table).__name__}")
         self.table = table
         self.lmtp = lmtp
-        self.parser = ReplyParser(**parser_options)
+        self.parser = parser()
         self._pending: deque[_Pending] = deque()
         if greeting:
             self._pending.append(_Pending(Command.CONNECT))
@@ -181,12 +182,19 @@ class ReplyTracker:
 
     def received(self, reply: Reply) -> TrackedReply:
         """Match one reply to the oldest command waiting for it."""
+        command = self._match(reply.code)
+        if command is None:
+            return TrackedReply(reply, None, None)
+        return TrackedReply(reply, command, self.table.check(command, reply))
+
+    def _match(self, code: int) -> Command | None:
+        """The command a reply with ``code`` answers (None: unsolicited), and
+        what the reply changes in the conversation."""
         if not self._pending:
             self.unsolicited += 1
-            return TrackedReply(reply, None, None)
+            return None
         pending = self._pending[0]
         command = pending.command
-        code = reply.code
         if pending.fanout:
             # LMTP: one reply per accepted recipient (at least one).
             pending.fanout = False
@@ -197,14 +205,34 @@ class ReplyTracker:
         self._pending.popleft()
         self._advance(command, code)
         self.replies_matched += 1
-        return TrackedReply(reply, command, self.table.check(command, reply))
+        return command
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[TrackedReply]:
         """Parse the next bytes from the server and match the replies they
         complete.  Parser errors propagate (see :class:`~fastreply.ReplyError`)
         with the replies completed before the error still on the exception,
-        unmatched."""
-        return [self.received(reply) for reply in self.parser.feed(data)]
+        unmatched.
+
+        The replies are checked against the table inside the parse loop
+        (``feed_checked()``), each against the command waiting for it now;
+        a reply that changes what the next ones answer (a 354 to DATA, a
+        reply to LMTP's end of data) leaves those to be checked one by one.
+        """
+        expected = bytearray(pending.command for pending in self._pending)
+        replies, unexpected = self.parser.feed_checked(data, self.table, expected)
+        refused = set(unexpected)
+        table = self.table
+        out = []
+        for index, reply in enumerate(replies):
+            command = self._match(reply.code)
+            if command is None:
+                out.append(TrackedReply(reply, None, None))
+            elif index < len(expected) and command == expected[index]:
+                out.append(TrackedReply(reply, command, Verdict(
+                    command, reply.code, index not in refused, table.name)))
+            else:
+                out.append(TrackedReply(reply, command, table.check(command, reply)))
+        return out
 
     def _advance(self, command: Command, code: int) -> None:
         """What a reply changes in the conversation."""

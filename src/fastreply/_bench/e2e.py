@@ -152,10 +152,7 @@ def _measured(messages: int, connections: int, seconds: float, cpu: float, refus
 def _blocking(module_name: str, host: str, port: int, messages: int) -> dict[str, Any]:
     import importlib
 
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise Skipped(f"{module_name} does not import: {exc}") from None
+    module = importlib.import_module(module_name)  # smtplib or fastreply.smtplib
     client = module.SMTP(host, port, local_hostname=HELO, timeout=CLIENT_TIMEOUT)
     try:
         client.ehlo()
@@ -801,16 +798,14 @@ def _terminated(signum: int, frame: Any) -> None:
 
 def run_cli(args: argparse.Namespace) -> int:
     """``fastreply bench --e2e``: the tables on stdout (progress on stderr)."""
-    from ..bench import PLOT_MISSING, have_matplotlib
+    from .parsers import DEFAULT_ROUNDS as PARSER_ROUNDS, PLOT_MISSING, have_matplotlib
 
     stdout, stderr = sys.stdout, sys.stderr
     if args.plot and not have_matplotlib():
         stderr.write(f"fastreply bench --e2e: {PLOT_MISSING}\n")
         return 2
-    # The options come as text from fastreply's command line (which does not
-    # import this module to build its parser): checked here.
-    from ..bench import DEFAULT_ROUNDS as PARSER_ROUNDS
-
+    # The options come as text (the end-to-end group of the options is built
+    # without importing this module): checked here.
     if getattr(args, "rounds", PARSER_ROUNDS) != PARSER_ROUNDS:
         stderr.write("fastreply bench --e2e: --rounds is the parser benchmark's; "
                      "use --e2e-rounds\n")

@@ -30,11 +30,10 @@ import threading
 import time
 from typing import Sequence
 
+from .._common import READ_SIZE
 from .e2e import parse_address
 
 __all__ = ["Pipe", "serve", "main"]
-
-READ_SIZE = 64 * 1024
 
 
 class Pipe:

@@ -3,7 +3,7 @@
 Every workload is generated from a seed, so the same call gives the same bytes
 on every machine and Python version (no files to download)::
 
-    >>> from fastreply.corpus import generate
+    >>> from fastreply._bench.corpus import generate
     >>> corpus = generate("mix", size=20_000, seed=1)
     >>> corpus.data[:4]
     b'220 '
@@ -40,6 +40,8 @@ import itertools
 import random
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, NamedTuple, Sequence, TypeVar
+
+from .._common import READ_SIZE
 
 _T = TypeVar("_T")
 
@@ -116,7 +118,7 @@ class Corpus:
         """The command line each reply answers, in order (``None``: the greeting)."""
         return [e.line for e in self.exchanges]
 
-    def chunks(self, size: int = 64 * 1024) -> list[bytes]:
+    def chunks(self, size: int = READ_SIZE) -> list[bytes]:
         """The stream cut into pieces of ``size`` bytes (the last may be shorter),
         as successive socket reads would return it."""
         if size < 1:
@@ -156,6 +158,7 @@ def generate(workload: str, size: int = DEFAULT_SIZE, seed: int = DEFAULT_SEED) 
         ) from None
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive number of bytes, got {size!r}")
+    # (The module's old name seeds the generator: the same bytes as ever.)
     rng = _Rng(f"fastreply.corpus:{workload}:{seed}")
     exchanges: list[Exchange] = []
     total = 0

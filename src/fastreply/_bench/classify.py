@@ -16,13 +16,19 @@ from __future__ import annotations
 
 import random
 import smtplib
-import statistics
-import time
 from typing import Any, Callable
 
-from .commands import Command
+from ..commands import Command
+from .engine import DEFAULT_CHUNK, FakeSocket, Progress, Runner, median, time_rounds
 
-__all__ = ["TEMPLATES", "make_replies", "measure_classification", "format_classification"]
+__all__ = [
+    "TEMPLATES",
+    "make_replies",
+    "getreply_runner",
+    "classify_runner",
+    "measure_classification",
+    "format_classification",
+]
 
 DEFAULT_COUNT = 20_000
 
@@ -86,12 +92,13 @@ def make_replies(count: int = DEFAULT_COUNT, seed: int = 0) -> tuple[bytes, list
     return b"".join(out), commands
 
 
-def _getreply(stream: bytes, count: int) -> Callable[[], int]:
-    from .bench import DEFAULT_CHUNK, _FakeSocket
+def getreply_runner(stream: bytes, count: int) -> Runner:
+    """``count`` calls of ``smtplib.SMTP.getreply()`` reading ``stream`` in
+    socket-sized reads (the baseline)."""
 
     def run() -> int:
         smtp = smtplib.SMTP(local_hostname="localhost")
-        sock = _FakeSocket(stream, DEFAULT_CHUNK)
+        sock = FakeSocket(stream, DEFAULT_CHUNK)
         smtp.sock = sock  # type: ignore[assignment]
         smtp.file = sock.makefile("rb")
         getreply = smtp.getreply
@@ -102,7 +109,9 @@ def _getreply(stream: bytes, count: int) -> Callable[[], int]:
     return run
 
 
-def _classifying(function: Callable[..., Any], items: list[tuple[Any, Command]]) -> Callable[[], int]:
+def classify_runner(function: Callable[..., Any], items: list[tuple[Any, Command]]) -> Runner:
+    """``function(reply, command)`` for each pair of ``items``."""
+
     def run() -> int:
         for reply, command in items:
             function(reply, command)
@@ -113,70 +122,46 @@ def _classifying(function: Callable[..., Any], items: list[tuple[Any, Command]])
 
 def measure_classification(
     *, count: int = DEFAULT_COUNT, rounds: int = 7, min_time: float = 0.05, seed: int = 0,
-    progress: Any = None,
+    progress: Progress | None = None,
 ) -> dict[str, Any]:
     """Measure; return the JSON-ready section of the report."""
-    from . import _parser_py, classification
-    from .classification import Classifier
+    from .. import _classify_py, _parser_py, classification
+    from ..classification import Classifier
 
     stream, commands = make_replies(count, seed)
-    contenders: dict[str, Callable[[], int]] = {"getreply": _getreply(stream, count)}
+    contenders: dict[str, Runner] = {"getreply": getreply_runner(stream, count)}
     labels = {"getreply": "smtplib getreply() (parsing)"}
     if classification.IMPLEMENTATION == "cython":  # (a pure build has no compiled modules)
-        from . import _classify_c, _parser_c
+        from .. import _classify_c, _parser_c
 
         replies = _parser_c.ReplyParser().feed(stream)
         pairs = [(reply.code, reply.text) for reply in replies]
-        contenders["compiled"] = _classifying(_classify_c.classify, list(zip(replies, commands)))
+        contenders["compiled"] = classify_runner(_classify_c.classify, list(zip(replies, commands)))
         labels["compiled"] = "classify(Reply), compiled"
-        contenders["compiled_pair"] = _classifying(_classify_c.classify,
-                                                   list(zip(pairs, commands)))
+        contenders["compiled_pair"] = classify_runner(_classify_c.classify,
+                                                      list(zip(pairs, commands)))
         labels["compiled_pair"] = "classify((code, message)), compiled"
-    python = Classifier(matcher=_import_python_matcher())
+    python = Classifier(matcher=_classify_py.Matcher)
     replies_py = _parser_py.ReplyParser().feed(stream)
-    contenders["python"] = _classifying(python.classify, list(zip(replies_py, commands)))
+    contenders["python"] = classify_runner(python.classify, list(zip(replies_py, commands)))
     labels["python"] = "classify(Reply), pure Python"
     if len(replies_py) != count:
         raise RuntimeError(f"the stream parsed into {len(replies_py)} replies, not {count}")
-    loops = {}
-    for key, run in contenders.items():
-        start = time.perf_counter()
-        run()
-        once = time.perf_counter() - start
-        loops[key] = max(1, int(min_time / max(once, 1e-9)) + 1)
-    times: dict[str, list[float]] = {key: [] for key in contenders}
-    ratios: dict[str, list[float]] = {key: [] for key in contenders}
-    keys = list(contenders)
-    for round_ in range(rounds):
-        if progress is not None:
-            progress.update(f"bench classify: round {round_ + 1}/{rounds}")
-        order = keys[round_ % len(keys):] + keys[:round_ % len(keys)]
-        this: dict[str, float] = {}
-        for key in order:
-            start = time.perf_counter()
-            for _ in range(loops[key]):
-                contenders[key]()
-            this[key] = (time.perf_counter() - start) / loops[key] / count
-            times[key].append(this[key])
-        for key in keys:
-            ratios[key].append(this[key] / this["getreply"])
+    seconds = time_rounds({key: (run, count) for key, run in contenders.items()},
+                          rounds=rounds, min_time=min_time,
+                          progress=progress or Progress(quiet=True), prefix="bench classify: ")
+    base = seconds.seconds["getreply"]
     return {
         "replies": count,
         "templates": len(TEMPLATES),
         "rounds": rounds,
         "labels": labels,
         "results": {
-            key: {"ns_per_reply": statistics.median(times[key]) * 1e9,
-                  "ratio_to_getreply": statistics.median(ratios[key])}
-            for key in keys
+            key: {"ns_per_reply": median(times) / count * 1e9,
+                  "ratio_to_getreply": median([t / b for t, b in zip(times, base)])}
+            for key, times in seconds.seconds.items()
         },
     }
-
-
-def _import_python_matcher() -> Any:
-    from . import _classify_py
-
-    return _classify_py.Matcher
 
 
 def format_classification(section: dict[str, Any]) -> str:

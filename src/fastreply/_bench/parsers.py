@@ -1,32 +1,32 @@
-"""The benchmark behind ``fastreply bench``: fastreply against what MTAs use today.
+"""The parser benchmark, ``fastreply bench``: fastreply against what MTAs use today.
 
 Every implementation parses the same generated reply stream
-(:mod:`fastreply.corpus`) and must return the same reply codes:
+(:mod:`fastreply._bench.corpus`) and must return the same reply codes:
 
 ``compiled``    fastreply's Cython parser, ``ReplyParser.feed()`` on socket-sized reads
 ``fallback``    fastreply's pure-Python parser, the same way
 ``codes``       ``ReplyParser.feed_codes()``: codes only, no ``Reply`` objects
 ``validated``   ``feed_checked()``: every reply checked against ``fastreply.tables.MODERN``
-                for the command it answers (when :mod:`fastreply.tables` exists)
-``dropin``      ``fastreply.smtplib.SMTP.getreply()`` (when that module exists)
+                for the command it answers
+``dropin``      ``fastreply.smtplib.SMTP.getreply()``
 ``smtplib``     the standard library's ``smtplib.SMTP.getreply()``, reading the stream
                 from the buffered file it reads a socket through: the baseline
 ``aiosmtplib``  aiosmtplib's own reply parsing (``SMTPProtocol``'s buffer reader), fed
                 the same reads (optional: skipped with a note when not installed)
 
 Every implementation reads the stream from an in-memory file, as from a
-socket: fastreply and aiosmtplib get a new ``bytes`` object of ``chunk_size``
-bytes a read (what ``socket.recv()`` returns), smtplib and the drop-in read
-through the 8 KiB buffered reader that ``SMTP.connect()`` makes.
+socket (the runners are :mod:`fastreply._bench.engine`'s, which the
+pytest-benchmark suite in ``bench/`` times too).
 
 The corpus should be large (the default is 2 MB): a small one replayed over and
 over lets the CPU's branch predictor learn it, which flatters the compiled
 parser (up to 2x on ``ehlo`` at 100 kB).
 
-Timing: after a check pass (same codes as the corpus, same count), each
-implementation runs enough passes to last ``min_time`` per measurement; a
-round measures every implementation once, in an order that rotates from round
-to round, so a noisy machine slows all of them alike.  Reported: the median
+Timing (:func:`fastreply._bench.engine.time_rounds`): after a check pass
+(same codes as the corpus, same count), each implementation runs enough passes
+to last ``min_time`` per measurement; a round measures every implementation
+once, in an order that rotates from round to round, so a noisy machine slows
+all of them alike.  Reported: the median
 time of a pass (as replies/s, MB/s, ns per reply) and the median over the
 rounds of each round's ratio to smtplib.
 """
@@ -34,25 +34,38 @@ rounds of each round's ratio to smtplib.
 from __future__ import annotations
 
 import argparse
-import gc
-import io
 import json
 import math
 import os
 import platform
-import statistics
 import sys
 import time
-from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Sequence
 
-from . import __version__, corpus as _corpus
-from ._parser import IMPLEMENTATION, ReplyParser, ReplyParserC, ReplyParserPy
+from .. import __version__
+from .._parser import IMPLEMENTATION, ReplyParserC, ReplyParserPy
+from .corpus import DEFAULT_SEED, WORKLOADS, Corpus, generate
+from .engine import (
+    BASELINE,
+    DEFAULT_CHUNK,
+    IMPLEMENTATIONS,
+    PER_REPLY,
+    BenchError,
+    Candidate,
+    Prepared,
+    Progress,
+    Runner,
+    candidates,
+    check,
+    feeder,
+    median,
+    time_rounds,
+)
 
 __all__ = [
-    "IMPLEMENTATIONS",
-    "BenchError",
-    "prepare",
+    "DEFAULT_ROUNDS",
+    "measure_workload",
+    "measure_feeding",
     "run_bench",
     "format_table",
     "write_plot",
@@ -60,450 +73,14 @@ __all__ = [
     "run_cli",
 ]
 
-#: Implementation keys, in report order; ``smtplib`` is the baseline.
-IMPLEMENTATIONS = ("compiled", "fallback", "codes", "validated", "dropin", "smtplib", "aiosmtplib")
-BASELINE = "smtplib"
 DEFAULT_ROUNDS = 7
 DEFAULT_SIZE_MB = 2.0
-DEFAULT_CHUNK = 64 * 1024
 DEFAULT_MIN_TIME = 0.05
 DEFAULT_FEEDING_SIZE = 256 * 1024
 
-Runner = Callable[[], int]
-CodesOf = Callable[[], list[int]]
-
-
-class BenchError(RuntimeError):
-    """An implementation disagreed with the corpus (a bug, not a slow result)."""
-
-
-@dataclass
-class Prepared:
-    """One implementation ready to run on one corpus."""
-
-    run: Runner  # one pass over the corpus; returns the number of replies
-    codes: CodesOf  # one pass returning every reply code, for the check
-
-
-@dataclass
-class Candidate:
-    key: str
-    label: str
-    prepare: Callable[[_corpus.Corpus, int], Prepared] | None
-    skipped: str | None = None  # why it is not measured
-
-
-# -- the implementations ------------------------------------------------------
-
-#: ``chunk_size`` meaning one reply a read (``--chunk-size reply``): what a
-#: client reads when the server answers one command at a time.
-PER_REPLY = 0
-
-
-def _reads(corpus: _corpus.Corpus, chunk_size: int) -> Callable[[], Iterator[bytes]]:
-    """What successive socket reads return, each a new ``bytes`` object as
-    ``recv()`` makes: ``chunk_size`` bytes a read, or one reply a read."""
-    if chunk_size == PER_REPLY:
-        replies = [e.reply for e in corpus.exchanges]
-
-        def per_reply() -> Iterator[bytes]:
-            for reply in replies:
-                yield bytes(bytearray(reply))  # (a copy: a read makes new bytes)
-
-        return per_reply
-    data = corpus.data
-
-    def chunked() -> Iterator[bytes]:
-        read = io.BytesIO(data).read
-        while chunk := read(chunk_size):
-            yield chunk
-
-    return chunked
-
-
-class _RawReads(io.RawIOBase):
-    """The raw stream under smtplib's buffered reader (a socket's is Python
-    too: ``SocketIO.readinto``): each ``readinto`` returns one read of
-    ``reads``, or as much of it as fits."""
-
-    def __init__(self, reads: Iterator[bytes]) -> None:
-        self._reads = reads
-        self._rest = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._rest
-        if not data:
-            data = next(self._reads, b"")
-        size = min(len(buffer), len(data))
-        buffer[:size] = data[:size]
-        self._rest = data[size:]
-        return size
-
-
-def _parser_feed(
-    parser_cls: Any, *, codes_only: bool = False
-) -> Callable[[_corpus.Corpus, int], Prepared]:
-    """``feed()`` on socket-sized reads, or ``feed_codes()`` with ``codes_only``."""
-
-    def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = list(_reads(corpus, chunk_size)())
-        reads = _reads(corpus, chunk_size)
-
-        def run() -> int:
-            parser = parser_cls()
-            feed = parser.feed_codes if codes_only else parser.feed
-            n = 0
-            for chunk in reads():
-                n += len(feed(chunk))
-            parser.close()
-            return n
-
-        def codes() -> list[int]:
-            parser = parser_cls()
-            if codes_only:
-                out = [code for chunk in chunks for code in parser.feed_codes(chunk)]
-            else:
-                out = [reply.code for chunk in chunks for reply in parser.feed(chunk)]
-            parser.close()
-            return out
-
-        return Prepared(run, codes)
-
-    return prepare
-
-
-def _parser_codes(parser_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
-    return _parser_feed(parser_cls, codes_only=True)
-
-
-def _validated(parser_cls: Any, tables: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
-    table = tables.MODERN
-    command_type = tables.Command
-
-    def to_command(name: str, line: bytes | None) -> Any:
-        try:
-            return command_type[name]
-        except KeyError:
-            return command_type.from_line(line) if line is not None else command_type.UNKNOWN
-
-    def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = list(_reads(corpus, chunk_size)())
-        reads = _reads(corpus, chunk_size)
-        # What a pipelining tracker knows: the command each reply answers.
-        # (A bytearray of command numbers: the form the C check reads fastest.)
-        commands = bytearray(to_command(e.command, e.line) for e in corpus.exchanges)
-
-        def run() -> int:
-            parser = parser_cls()
-            feed_checked = parser.feed_checked  # the check inside the parse loop when compiled
-            done = 0
-            unexpected = 0
-            for chunk in reads():
-                replies, bad = feed_checked(chunk, table, commands, done)
-                done += len(replies)
-                unexpected += len(bad)
-            parser.close()
-            run.unexpected = unexpected  # type: ignore[attr-defined]
-            return done
-
-        def codes() -> list[int]:
-            parser = parser_cls()
-            out = [reply.code for chunk in chunks for reply in parser.feed(chunk)]
-            parser.close()
-            return out
-
-        run.unexpected = 0  # type: ignore[attr-defined]
-        return Prepared(run, codes)
-
-    return prepare
-
-
-class _FakeSocket:
-    """Just enough of a connected socket for an SMTP client to read replies
-    from: ``recv``/``recv_into`` return at most ``chunk`` bytes, ``makefile``
-    gives the buffered reader smtplib itself would create."""
-
-    def __init__(self, data: bytes, chunk: int) -> None:
-        self._raw = io.BytesIO(data)
-        self._chunk = chunk
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self._raw.read(min(bufsize, self._chunk))
-
-    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
-        view = memoryview(buffer)
-        size = min(nbytes or len(view), self._chunk)
-        return self._raw.readinto(view[:size])
-
-    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
-        return io.BufferedReader(self._raw)
-
-    def sendall(self, data: bytes, flags: int = 0) -> None:
-        pass
-
-    def settimeout(self, value: float | None) -> None:
-        pass
-
-    def gettimeout(self) -> float | None:
-        return None
-
-    def close(self) -> None:
-        pass
-
-
-def _smtp_getreply(smtp_cls: Any) -> Callable[[_corpus.Corpus, int], Prepared]:
-    """``getreply()`` of ``smtplib.SMTP`` or a subclass, on an unconnected client
-    whose socket and file read the stream from memory (no DNS, no network)."""
-
-    def client(corpus: _corpus.Corpus, chunk_size: int) -> Any:
-        smtp = smtp_cls(local_hostname="localhost")  # no getfqdn()
-        sock = _FakeSocket(corpus.data, chunk_size or 1)
-        smtp.sock = sock
-        # What connect() does: a buffered reader (8 KiB, as socket.makefile).
-        if chunk_size == PER_REPLY:
-            smtp.file = io.BufferedReader(_RawReads(_reads(corpus, chunk_size)()))
-        else:
-            smtp.file = sock.makefile("rb")
-        return smtp
-
-    def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        count = len(corpus.exchanges)
-
-        def run() -> int:
-            smtp = client(corpus, chunk_size)
-            getreply = smtp.getreply
-            for _ in range(count):
-                getreply()
-            return count
-
-        def codes() -> list[int]:
-            import smtplib
-
-            smtp = client(corpus, chunk_size)
-            out = [smtp.getreply()[0] for _ in range(count)]
-            try:
-                extra = smtp.getreply()
-            except smtplib.SMTPServerDisconnected:
-                pass  # the whole stream was read, and nothing more
-            else:
-                out.append(extra[0])
-            return out
-
-        return Prepared(run, codes)
-
-    return prepare
-
-
-def _aiosmtplib() -> Callable[[_corpus.Corpus, int], Prepared]:
-    import asyncio
-
-    from aiosmtplib.protocol import SMTPProtocol
-
-    def protocol() -> Any:
-        loop = asyncio.new_event_loop()
-        try:
-            proto = SMTPProtocol(loop=loop)
-        finally:
-            loop.close()  # the buffer reader needs no loop
-        return proto
-
-    def prepare(corpus: _corpus.Corpus, chunk_size: int) -> Prepared:
-        chunks = list(_reads(corpus, chunk_size)())
-        reads = _reads(corpus, chunk_size)
-
-        def run() -> int:
-            proto = protocol()
-            buffer = proto._buffer
-            response = proto._read_response_from_buffer
-            n = 0
-            for chunk in reads():
-                buffer.extend(chunk)
-                while response() is not None:
-                    n += 1
-            return n
-
-        def codes() -> list[int]:
-            proto = protocol()
-            out = []
-            for chunk in chunks:
-                proto._buffer.extend(chunk)
-                while (response := proto._read_response_from_buffer()) is not None:
-                    out.append(response.code)
-            if proto._buffer:
-                out.append(-1)  # bytes left over: not the same parse
-            return out
-
-        return Prepared(run, codes)
-
-    return prepare
-
-
-def candidates() -> list[Candidate]:
-    """Every implementation, measurable or with the reason it is skipped."""
-    import smtplib
-
-    active = "compiled" if IMPLEMENTATION == "cython" else "pure Python"
-    out: list[Candidate] = []
-    if ReplyParserC is not None:
-        out.append(Candidate("compiled", "fastreply compiled", _parser_feed(ReplyParserC)))
-    else:
-        out.append(
-            Candidate(
-                "compiled",
-                "fastreply compiled",
-                None,
-                "the compiled module is not in use (FASTREPLY_NO_EXTENSIONS is set, "
-                "or this is not CPython)",
-            )
-        )
-    out.append(Candidate("fallback", "fastreply pure Python", _parser_feed(ReplyParserPy)))
-    out.append(Candidate("codes", f"fastreply codes only ({active})", _parser_codes(ReplyParser)))
-    try:
-        from . import tables
-
-        out.append(
-            Candidate(
-                "validated", f"fastreply + validation ({active})", _validated(ReplyParser, tables)
-            )
-        )
-    except ImportError as exc:
-        out.append(
-            Candidate(
-                "validated",
-                "fastreply + validation",
-                None,
-                f"fastreply.tables is not available ({exc})",
-            )
-        )
-    try:
-        from . import smtplib as dropin
-
-        out.append(Candidate("dropin", "fastreply.smtplib drop-in", _smtp_getreply(dropin.SMTP)))
-    except ImportError as exc:
-        out.append(
-            Candidate(
-                "dropin",
-                "fastreply.smtplib drop-in",
-                None,
-                f"fastreply.smtplib is not available ({exc})",
-            )
-        )
-    out.append(Candidate(BASELINE, "smtplib.getreply", _smtp_getreply(smtplib.SMTP)))
-    try:
-        out.append(Candidate("aiosmtplib", "aiosmtplib", _aiosmtplib()))
-    except ImportError:
-        out.append(
-            Candidate(
-                "aiosmtplib",
-                "aiosmtplib",
-                None,
-                "aiosmtplib is not installed (pip install aiosmtplib, "
-                "or pip install 'fastreply[compare]')",
-            )
-        )
-    return out
-
-
-def prepare(
-    key: str, corpus: _corpus.Corpus, chunk_size: int = DEFAULT_CHUNK, parser: Any = None
-) -> Prepared:
-    """``key``'s runner on ``corpus`` (for ``pytest bench`` and other harnesses).
-
-    ``parser`` replaces the parser class of ``compiled``, ``fallback``,
-    ``codes`` and ``validated``.  Raises :class:`LookupError` with the reason
-    when ``key`` cannot run here (a missing optional module).
-    """
-    if parser is not None:
-        makers: dict[str, Callable[[Any], Callable[[_corpus.Corpus, int], Prepared]]] = {
-            "compiled": _parser_feed,
-            "fallback": _parser_feed,
-            "codes": _parser_codes,
-        }
-        if key in makers:
-            return makers[key](parser)(corpus, chunk_size)
-        if key == "validated":
-            try:
-                from . import tables
-            except ImportError as exc:
-                raise LookupError(f"fastreply.tables is not available ({exc})") from None
-            return _validated(parser, tables)(corpus, chunk_size)
-    for cand in candidates():
-        if cand.key == key:
-            if cand.prepare is None:
-                raise LookupError(cand.skipped)
-            return cand.prepare(corpus, chunk_size)
-    raise ValueError(f"unknown implementation {key!r}")
-
-
-# -- measuring ------------------------------------------------------------------
-
-
-class Progress:
-    """One status line on stderr: rewritten in place on a terminal, a line per
-    workload otherwise; nothing when quiet."""
-
-    def __init__(self, stream: Any = None, quiet: bool = False) -> None:
-        self.stream = sys.stderr if stream is None else stream
-        self.quiet = quiet
-        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._width = 0
-
-    def update(self, text: str) -> None:
-        if self.quiet or not self.tty:
-            return
-        pad = max(0, self._width - len(text))
-        self.stream.write("\r" + text + " " * pad)
-        self.stream.flush()
-        self._width = len(text)
-
-    def line(self, text: str) -> None:
-        if self.quiet:
-            return
-        if self.tty and self._width:
-            self.stream.write("\r" + " " * self._width + "\r")
-            self._width = 0
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-
-def _timed(run: Runner, loops: int, expected: int) -> float:
-    """Seconds per pass, over ``loops`` passes."""
-    clock = time.perf_counter
-    start = clock()
-    for _ in range(loops):
-        if run() != expected:
-            raise BenchError("a pass returned a different number of replies")
-    return (clock() - start) / loops
-
-
-def _check(key: str, prepared: Prepared, corpus: _corpus.Corpus) -> None:
-    expected = corpus.codes
-    got = prepared.codes()
-    if got != expected:
-        at = next(
-            (i for i, (a, b) in enumerate(zip(got, expected)) if a != b),
-            min(len(got), len(expected)),
-        )
-        raise BenchError(
-            f"{key} disagrees with the corpus on {corpus.workload}: {len(got)} replies "
-            f"instead of {len(expected)}, first difference at reply {at}"
-        )
-
-
-def _loops(run: Runner, expected: int, min_time: float) -> int:
-    once = _timed(run, 1, expected)
-    return max(1, math.ceil(min_time / max(once, 1e-9)))
-
-
-def _median(values: Sequence[float]) -> float:
-    return float(statistics.median(values))
-
 
 def measure_workload(
-    corpus: _corpus.Corpus,
+    corpus: Corpus,
     chosen: Sequence[Candidate],
     *,
     rounds: int,
@@ -514,46 +91,31 @@ def measure_workload(
     """Run ``chosen`` on ``corpus``; return the workload's JSON section."""
     count = len(corpus.exchanges)
     prepared: dict[str, Prepared] = {}
-    loops: dict[str, int] = {}
     for cand in chosen:
         assert cand.prepare is not None
         progress.update(f"bench {corpus.workload}: checking {cand.key}")
-        prep = cand.prepare(corpus, chunk_size)
-        _check(cand.key, prep, corpus)
-        prep.run()  # warm up
-        loops[cand.key] = _loops(prep.run, count, min_time)
-        prepared[cand.key] = prep
-    keys = [c.key for c in chosen]
-    seconds: dict[str, list[float]] = {key: [] for key in keys}
-    # The corpus and the prepared runners are the benchmark's own objects, not
-    # the parser's: keep them out of the cyclic GC's full collections, which
-    # would otherwise charge their size to whoever allocates most (a parser
-    # in a real program pays for its program's heap, not for this one's).
-    gc.collect()
-    gc.freeze()
-    try:
-        for index in range(rounds):
-            shift = index % len(keys)
-            order = keys[shift:] + keys[:shift]  # alternate who goes first
-            gc.collect()
-            for key in order:
-                progress.update(f"bench {corpus.workload}: round {index + 1}/{rounds}, {key}")
-                seconds[key].append(_timed(prepared[key].run, loops[key], count))
-    finally:
-        gc.unfreeze()
+        prepared[cand.key] = cand.prepare(corpus, chunk_size)
+        check(cand.key, prepared[cand.key], corpus)
+    seconds, loops = time_rounds(
+        {key: (prep.run, count) for key, prep in prepared.items()},
+        rounds=rounds,
+        min_time=min_time,
+        progress=progress,
+        prefix=f"bench {corpus.workload}: ",
+    )
     stats = corpus.stats()
     results: dict[str, Any] = {}
     base = seconds[BASELINE]
     for cand in chosen:
         times = seconds[cand.key]
-        per_pass = _median(times)
+        per_pass = median(times)
         ratios = [b / t for b, t in zip(base, times)]
         entry: dict[str, Any] = {
             "label": cand.label,
             "replies_per_s": count / per_pass,
             "mb_per_s": stats.bytes / per_pass / 1e6,
             "ns_per_reply": per_pass / count * 1e9,
-            "ratio_to_smtplib": _median(ratios),
+            "ratio_to_smtplib": median(ratios),
             "ratio_min": min(ratios),
             "ratio_max": max(ratios),
             "loops": loops[cand.key],
@@ -567,7 +129,7 @@ def measure_workload(
             and "compiled" in seconds
             and IMPLEMENTATION == "cython"
         ):
-            entry["time_vs_compiled"] = _median([t / c for t, c in zip(times, seconds["compiled"])])
+            entry["time_vs_compiled"] = median([t / c for t, c in zip(times, seconds["compiled"])])
         results[cand.key] = entry
     return {
         "replies": stats.replies,
@@ -580,19 +142,6 @@ def measure_workload(
     }
 
 
-def _feeder(cls: Any, pieces: list[bytes]) -> Runner:
-    def run() -> int:
-        parser = cls()
-        feed = parser.feed
-        n = 0
-        for piece in pieces:
-            n += len(feed(piece))
-        parser.close()
-        return n
-
-    return run
-
-
 def measure_feeding(
     size: int, seed: int, rounds: int, min_time: float, progress: Progress
 ) -> dict[str, Any]:
@@ -601,9 +150,9 @@ def measure_feeding(
     parsers = [("fallback", ReplyParserPy)]
     if ReplyParserC is not None:
         parsers.insert(0, ("compiled", ReplyParserC))
-    full = _corpus.generate("mix", size=size, seed=seed)
-    quarter = _corpus.generate("mix", size=max(1, size // 4), seed=seed)
-    cases: dict[tuple[str, str], tuple[Runner, int, int]] = {}
+    full = generate("mix", size=size, seed=seed)
+    quarter = generate("mix", size=max(1, size // 4), seed=seed)
+    cases: dict[tuple[str, str], tuple[Runner, int]] = {}
     for name, cls in parsers:
         for label, data, pieces in (
             ("one_chunk", full.data, [full.data]),
@@ -615,25 +164,18 @@ def measure_feeding(
             ),
         ):
             expected = len(full.exchanges) if data is full.data else len(quarter.exchanges)
-            run = _feeder(cls, pieces)
+            run = feeder(cls, pieces)
             if run() != expected:
                 raise BenchError(f"{name} lost replies when fed {label}")
-            cases[(name, label)] = (run, _loops(run, expected, min_time), expected)
-    seconds: dict[tuple[str, str], list[float]] = {key: [] for key in cases}
-    keys = list(cases)
-    for index in range(rounds):
-        shift = index % len(keys)
-        gc.collect()
-        for key in keys[shift:] + keys[:shift]:
-            progress.update(f"bench feeding: round {index + 1}/{rounds}, {key[0]} {key[1]}")
-            runner, loops, expected = cases[key]
-            seconds[key].append(_timed(runner, loops, expected))
+            cases[(name, label)] = (run, expected)
+    seconds = time_rounds(cases, rounds=rounds, min_time=min_time, progress=progress,
+                          prefix="bench feeding: ", label=" ".join).seconds
     out: dict[str, Any] = {"size": len(full.data), "quarter_size": len(quarter.data), "results": {}}
     for name, _cls in parsers:
         ns = {}
         for label in ("one_chunk", "bytewise", "bytewise_quarter"):
             nbytes = len(full.data) if label != "bytewise_quarter" else len(quarter.data)
-            ns[label] = _median(seconds[(name, label)]) / nbytes * 1e9
+            ns[label] = median(seconds[(name, label)]) / nbytes * 1e9
         out["results"][name] = {
             "one_chunk_ns_per_byte": ns["one_chunk"],
             "bytewise_ns_per_byte": ns["bytewise"],
@@ -645,12 +187,12 @@ def measure_feeding(
 
 
 def run_bench(
-    workloads: Sequence[str] = _corpus.WORKLOADS,
+    workloads: Sequence[str] = WORKLOADS,
     *,
     size: int = int(DEFAULT_SIZE_MB * 1_000_000),
     rounds: int = DEFAULT_ROUNDS,
     chunk_size: int = DEFAULT_CHUNK,
-    seed: int = _corpus.DEFAULT_SEED,
+    seed: int = DEFAULT_SEED,
     min_time: float = DEFAULT_MIN_TIME,
     implementations: Sequence[str] | None = None,
     feeding: int | None = DEFAULT_FEEDING_SIZE,
@@ -692,7 +234,7 @@ def run_bench(
     for name in workloads:
         t0 = time.perf_counter()
         progress.update(f"bench {name}: generating the corpus")
-        corpus = _corpus.generate(name, size=size, seed=seed)
+        corpus = generate(name, size=size, seed=seed)
         report["workloads"][name] = measure_workload(
             corpus,
             chosen,
@@ -903,7 +445,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--workload",
         default="all",
-        choices=list(_corpus.WORKLOADS) + ["all"],
+        choices=list(WORKLOADS) + ["all"],
         help="which generated reply stream to parse (default: all)",
     )
     p.add_argument(
@@ -937,7 +479,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         f"(default: {DEFAULT_MIN_TIME:g})",
     )
     p.add_argument(
-        "--seed", type=int, default=_corpus.DEFAULT_SEED, help="corpus seed (default: 0)"
+        "--seed", type=int, default=DEFAULT_SEED, help="corpus seed (default: 0)"
     )
     p.add_argument(
         "--implementations",
@@ -1000,7 +542,7 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
         if problem is not None:
             print(f"fastreply bench: {option} {path}: {problem}", file=stderr)
             return 2
-    workloads = list(_corpus.WORKLOADS) if args.workload == "all" else [args.workload]
+    workloads = list(WORKLOADS) if args.workload == "all" else [args.workload]
     try:
         report = run_bench(
             workloads,
@@ -1045,15 +587,15 @@ def run_cli(args: argparse.Namespace, stdout: Any = None, stderr: Any = None) ->
 
 
 def _run_classify_bench(args: argparse.Namespace, stdout: Any, stderr: Any) -> int:
-    """``--classify``: classification cost against getreply() (fastreply._classify_bench)."""
-    from . import _classify_bench
+    """``--classify``: classification cost against getreply() (``classify``)."""
+    from . import classify as classify_bench
 
-    section = _classify_bench.measure_classification(
+    section = classify_bench.measure_classification(
         rounds=args.rounds, min_time=args.min_time, seed=args.seed,
         progress=Progress(stderr, quiet=args.quiet))
     report = {"fastreply": __version__, "python": platform.python_version(),
               "platform": platform.platform(), "classification": section}
-    text = _classify_bench.format_classification(section)
+    text = classify_bench.format_classification(section)
     if args.json == "-":
         print(text, file=stderr, end="")
         json.dump(report, stdout, indent=2)
