@@ -58,14 +58,15 @@ def test_the_set_is_well_formed() -> None:
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids))
     splits = Counter(c["split"] for c in CASES)
-    assert set(splits) == {"dev", "heldout", "heldout2", "heldout3"}
+    assert set(splits) == {"dev", "heldout", "heldout2", "heldout3", "heldout4"}
     assert splits["heldout"] >= 50 and splits["heldout2"] >= 80 and splits["heldout3"] >= 100
+    assert splits["heldout4"] >= 120
     needed = {"google", "microsoft", "yahoo", "apple", "comcast", "gmx", "orange", "mimecast",
               "proofpoint", "barracuda", "postfix", "exim", "sendmail", "opensmtpd", "exchange"}
     assert needed <= {c["provider"] for c in CASES}
     # Each later held-out part is new replies: none twice, none also in an earlier part.
     seen = {(c["code"], tuple(c["lines"])) for c in CASES if c["split"] in ("dev", "heldout")}
-    for split in ("heldout2", "heldout3"):
+    for split in ("heldout2", "heldout3", "heldout4"):
         part = [(c["code"], tuple(c["lines"])) for c in CASES if c["split"] == split]
         assert len(set(part)) == len(part), split
         assert not seen & set(part), split
