@@ -4,7 +4,7 @@ against the labelled replies of tests/data/classification_cases.json.
     python bench/compare_sisimai.py [--part PART] [--misses]
 
 ``--part`` takes a part of the labelled set (``dev``, ``heldout``, ``heldout2``,
-``heldout3``; see tests/data/classification_cases.md) or ``all`` (the default).
+``heldout3``, ``heldout4``; see tests/data/classification_cases.md) or ``all`` (the default).
 
 Needs Perl and Sisimai (Debian: ``apt-get install libsisimai-perl``).  Each
 reply goes to Sisimai wrapped in the bounce Postfix would write for it (see

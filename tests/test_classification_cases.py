@@ -4,7 +4,9 @@ should get.  Its parts (see classification_cases.md): ``dev`` and ``heldout``
 from the first round, ``heldout2`` labelled before the second round of rules
 and measured once after it (development data since the third round),
 ``heldout3`` labelled and committed before the third round of rules and
-measured once after it, never tuned for."""
+measured once after it (development data since the fourth round), ``heldout4``
+labelled and committed before the fourth round of rules and measured once
+after it, never tuned for."""
 
 from __future__ import annotations
 
@@ -31,11 +33,17 @@ ACTION_GOAL = 0.95
 DEV_CATEGORY_FLOOR = 0.95
 DEV_ACTION_FLOOR = 0.97
 # ``heldout3`` was measured once, after the third round of rules: 102/152
-# category (67.1%), 139/152 action (91.4%), both below the goals; its floors
-# are that measure rounded down, never above it, so that a regression shows and
-# the figure stays honest.
-HELDOUT3_CATEGORY_FLOOR = 0.67
-HELDOUT3_ACTION_FLOOR = 0.91
+# category (67.1%), 139/152 action (91.4%).  Since the fourth round it is
+# development data; the fourth round's rules give 125/152 (82.2%) and 146/152
+# (96.1%), and its floors are that, rounded down.
+HELDOUT3_CATEGORY_FLOOR = 0.82
+HELDOUT3_ACTION_FLOOR = 0.96
+# ``heldout4`` was measured once, after the fourth round of rules: 68/123
+# category (55.3%), 107/123 action (87.0%), the same as the third round's rules
+# gave it, both below the goals; its floors are that measure rounded down,
+# never above it, so that a regression shows and the figure stays honest.
+HELDOUT4_CATEGORY_FLOOR = 0.55
+HELDOUT4_ACTION_FLOOR = 0.86
 
 
 def agreement(classifier: Classifier, impl: ModuleType, split: str) -> tuple[float, float, list[str]]:
@@ -58,14 +66,15 @@ def test_the_set_is_well_formed() -> None:
     ids = [c["id"] for c in CASES]
     assert len(ids) == len(set(ids))
     splits = Counter(c["split"] for c in CASES)
-    assert set(splits) == {"dev", "heldout", "heldout2", "heldout3"}
+    assert set(splits) == {"dev", "heldout", "heldout2", "heldout3", "heldout4"}
     assert splits["heldout"] >= 50 and splits["heldout2"] >= 80 and splits["heldout3"] >= 100
+    assert splits["heldout4"] >= 120
     needed = {"google", "microsoft", "yahoo", "apple", "comcast", "gmx", "orange", "mimecast",
               "proofpoint", "barracuda", "postfix", "exim", "sendmail", "opensmtpd", "exchange"}
     assert needed <= {c["provider"] for c in CASES}
     # Each later held-out part is new replies: none twice, none also in an earlier part.
     seen = {(c["code"], tuple(c["lines"])) for c in CASES if c["split"] in ("dev", "heldout")}
-    for split in ("heldout2", "heldout3"):
+    for split in ("heldout2", "heldout3", "heldout4"):
         part = [(c["code"], tuple(c["lines"])) for c in CASES if c["split"] == split]
         assert len(set(part)) == len(part), split
         assert not seen & set(part), split
@@ -88,9 +97,15 @@ def test_heldout3_agreement(classifier: Classifier, impl: ModuleType) -> None:
     category, action, misses = agreement(classifier, impl, "heldout3")
     assert category >= HELDOUT3_CATEGORY_FLOOR, misses
     assert action >= HELDOUT3_ACTION_FLOOR, misses
+
+
+def test_heldout4_agreement(classifier: Classifier, impl: ModuleType) -> None:
+    category, action, misses = agreement(classifier, impl, "heldout4")
+    assert category >= HELDOUT4_CATEGORY_FLOOR, misses
+    assert action >= HELDOUT4_ACTION_FLOOR, misses
     # The floors record the measure; they are not the goals (issue 14), which
     # this part does not meet.
-    assert HELDOUT3_CATEGORY_FLOOR < CATEGORY_GOAL and HELDOUT3_ACTION_FLOOR < ACTION_GOAL
+    assert HELDOUT4_CATEGORY_FLOOR < CATEGORY_GOAL and HELDOUT4_ACTION_FLOOR < ACTION_GOAL
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["id"] for c in CASES])
