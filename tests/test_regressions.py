@@ -173,6 +173,18 @@ def _corpus(folder: str = "corpus", least: int = 100) -> list[bytes]:
     return out
 
 
+def test_fuzz_seeds_are_what_make_seeds_writes() -> None:
+    """The seed corpora and the classifier targets' dictionary follow what
+    they are made from (the wire rules, the labelled set, the shipped rules):
+    ``fuzz/make_seeds.py --check`` fails when one of them is out of date."""
+    _harness()  # (the source tree's fuzz/ folder, or a skip when installed alone)
+    import subprocess
+
+    done = subprocess.run([sys.executable, os.path.join(FUZZ, "make_seeds.py"), "--check"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def test_fuzz_corpus_replays_clean(both: tuple[ModuleType, ModuleType]) -> None:
     harness = _harness()
     for data in _corpus():
