@@ -140,8 +140,17 @@ def _bytes_items(items: list[int]) -> list[int]:
     return [i if 0 <= i < 256 else 255 for i in items]
 
 
+#: The array type codes of every supported Python (3.10-3.12's
+#: ``array.typecodes``), in a fixed order: a seed names its kind by index, so
+#: the kinds every Python has come first, in the same order everywhere.
+ARRAY_CODES = "bBuhHiIlLqQfd"
+#: Type codes only newer Pythons have ('w' from 3.13): kinds at the very end.
+NEWER_ARRAY_CODES = "".join(code for code in array.typecodes if code not in ARRAY_CODES)
+
 #: (name, builder, honest): how a log is made from its items.  An honest log
-#: gives its items by index, each once; the others lie or refuse.
+#: gives its items by index, each once; the others lie or refuse.  The first
+#: STABLE_KINDS are the same on every Python (make_seeds.py writes seeds for
+#: those only); the rest, this Python's newer array types.
 KINDS: tuple[tuple[str, Callable[[list[int]], Any], bool], ...] = (
     ("list", list, True),
     ("tuple", tuple, True),
@@ -152,7 +161,7 @@ KINDS: tuple[tuple[str, Callable[[list[int]], Any], bool], ...] = (
     ("memoryview-H", lambda items: memoryview(array.array("H", items)), True),
     ("memoryview-2d", lambda items: memoryview(bytes(_bytes_items(items) + [0])).cast(
         "B", (1, len(items) + 1)), False),
-    *((f"array-{code}", _array(code), code not in "fduw") for code in array.typecodes),
+    *((f"array-{code}", _array(code), code not in "fdu") for code in ARRAY_CODES),
     ("short-slices", ShortSlices, True),
     ("long-len", LongLen, False),
     ("drifting", Drifting, False),
@@ -162,6 +171,8 @@ KINDS: tuple[tuple[str, Callable[[list[int]], Any], bool], ...] = (
     ("str", lambda items: "".join(chr(65 + i % 26) for i in items), False),
     ("set", set, False),
 )
+STABLE_KINDS = len(KINDS)
+KINDS += tuple((f"array-{code}", _array(code), code != "w") for code in NEWER_ARRAY_CODES)
 
 
 @dataclass

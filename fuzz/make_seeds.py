@@ -138,7 +138,7 @@ def checked_seeds() -> dict[str, bytes]:
     log = [1, 2, 4, 5, 5, 6, 7, 15, 4, 5, 6, 7, 21, 21, 21, 4]
     stream = bytes([3, 3, 4, 4, 20, 7, 4, 1, 2, 3, 4, 5, 6, 6, 9, 6, 3, 1, 0])
     out: dict[str, bytes] = {}
-    for kind, _, _ in harness_checked.KINDS:
+    for kind, _, _ in harness_checked.KINDS[:harness_checked.STABLE_KINDS]:  # (every Python's)
         out[f"{kind}"] = harness_checked.encode(stream, log, kind=kind, raw=False)
         out[f"{kind}-split"] = harness_checked.encode(
             stream, log[:9], kind=kind, raw=False, chunking=5, spread=9, start=2)
