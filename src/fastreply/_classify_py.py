@@ -28,7 +28,6 @@ import re
 from typing import Any
 
 from ._common import reply_class, reply_input
-from ._parser_py import Reply as _ReplyPy
 
 __all__ = ["Matcher", "classify"]
 
@@ -63,7 +62,7 @@ class Matcher:
             t = self._t
         except AttributeError:  # made with __new__: no tables to read
             raise TypeError(_NOT_BUILT) from None
-        code, lines = reply_input(reply, _ReplyPy)
+        code, lines = reply_input(reply)
         cmd = t.command_number(command)
         given = t.provider_number(provider) if provider is not None else 0
         found = _ENHANCED.match(lines[0])

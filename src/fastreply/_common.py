@@ -358,13 +358,13 @@ def reply_class(code: int) -> int:
     return 3
 
 
-def reply_input(reply: Any, trusted: type | None = None) -> tuple[int, list[bytes]]:
+def reply_input(reply: Any) -> tuple[int, list[bytes]]:
     """The code and the lines of text of a Reply or a (code, message) pair,
     as ``classify()`` takes them.
 
-    An object of type ``trusted`` (the caller's own Reply class) is read as it
-    is; any other object with ``code`` and ``lines`` (the other twin's Reply
-    too) is read as the pair ``(code, b"\\n".join(lines))``, checked.
+    A ``Reply`` of either parser (a registered class: its lines were checked
+    when it was made) is read as it is; any other object with ``code`` and
+    ``lines`` is read as the pair ``(code, b"\\n".join(lines))``, checked.
     """
     if isinstance(reply, (tuple, list)):
         if len(reply) != 2:
@@ -388,7 +388,7 @@ def reply_input(reply: Any, trusted: type | None = None) -> tuple[int, list[byte
                 "classify() takes a Reply or a (code, message) pair, not "
                 f"{type(reply).__name__}"
             ) from None
-        if type(reply) is not trusted:
+        if type(reply) not in REPLY_TYPES:
             code, lines = _checked_lines(code, lines)
     if not -1 <= code <= 999:
         raise ValueError(f"reply code must be -1 to 999, got {code}")
